@@ -1,0 +1,124 @@
+"""Settings from the environment (12-factor), one class per environment.
+
+A `.env` file next to this one is read when present. Nothing secret has a default in code:
+the default SECRET_KEY is generated once per install and kept in `instance/`.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = BASE_DIR / "instance"
+
+load_dotenv(BASE_DIR / ".env")
+
+
+def _install_secret_key() -> str:
+    """Return the per-install secret key, creating it on first use."""
+    INSTANCE_DIR.mkdir(exist_ok=True)
+    path = INSTANCE_DIR / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_hex(32))
+        path.chmod(0o600)
+    return path.read_text().strip()
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw not in (None, "") else default
+
+
+class Config:
+    """Production-ready defaults; every value can be overridden from the environment."""
+
+    SECRET_KEY = os.environ.get("SECRET_KEY") or _install_secret_key()
+    SQLALCHEMY_DATABASE_URI = os.environ.get("DATABASE_URL") or (
+        f"sqlite:///{INSTANCE_DIR / 'farmlive.sqlite3'}"
+    )
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
+    DB_MAX_OVERFLOW = int(os.environ.get("DB_MAX_OVERFLOW", "20"))
+    DB_POOL_TIMEOUT = _env_float("DB_POOL_TIMEOUT", 5.0)
+
+    REDIS_URL = os.environ.get("REDIS_URL") or None
+    SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
+    SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "farmlive")
+    # Socket connections are accepted from these origins only; empty means the site's own.
+    SOCKETIO_ALLOWED_ORIGINS = [
+        o.strip() for o in os.environ.get("SOCKETIO_ALLOWED_ORIGINS", "").split(",") if o.strip()
+    ]
+
+    STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY") or None
+    STRIPE_PUBLISHABLE_KEY = os.environ.get("STRIPE_PUBLISHABLE_KEY") or None
+    STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET") or None
+    STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE") or None
+    STRIPE_INTENTS_PER_SECOND = _env_float("STRIPE_INTENTS_PER_SECOND", 25.0)
+    PAYMENT_PROVIDER = os.environ.get("PAYMENT_PROVIDER") or (
+        "stripe" if os.environ.get("STRIPE_SECRET_KEY") else "demo"
+    )
+
+    CURRENCY = os.environ.get("CURRENCY", "CNY")
+    RESERVATION_MINUTES = _env_float("RESERVATION_MINUTES", 15.0)
+    EXPIRY_INTERVAL_SECONDS = _env_float("EXPIRY_INTERVAL_SECONDS", 5.0)
+    RUN_BACKGROUND_TASKS = os.environ.get("RUN_BACKGROUND_TASKS", "1") == "1"
+    AUTO_DELIVER_DAYS = _env_float("AUTO_DELIVER_DAYS", 15.0)
+    TIMEZONE = os.environ.get("TIMEZONE", "Asia/Shanghai")
+
+    HOST = os.environ.get("HOST", "127.0.0.1")
+    PORT = int(os.environ.get("PORT", "5000"))
+
+    UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER") or str(INSTANCE_DIR / "uploads")
+    MAX_PHOTO_BYTES = int(os.environ.get("MAX_PHOTO_BYTES", str(5 * 1024 * 1024)))
+    MAX_CONTENT_LENGTH = MAX_PHOTO_BYTES + 64 * 1024
+
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or (
+        os.environ.get("REDIS_URL") or "memory://"
+    )
+    RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") == "1"
+    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    CHAT_RATE_LIMIT_SECONDS = _env_float("CHAT_RATE_LIMIT_SECONDS", 2.0)
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_TIME_LIMIT = None
+    WTF_CSRF_SSL_STRICT = False
+
+    BABEL_DEFAULT_LOCALE = "zh"
+    BABEL_DEFAULT_TIMEZONE = os.environ.get("TIMEZONE", "Asia/Shanghai")
+    LANGUAGES = ["zh", "en"]
+
+    API_TITLE = "Farmlive API"
+    API_VERSION = "v1"
+    OPENAPI_VERSION = "3.0.3"
+    OPENAPI_URL_PREFIX = "/api/v1"
+    OPENAPI_JSON_PATH = "openapi.json"
+    JSON_AS_ASCII = False
+
+
+class DevelopmentConfig(Config):
+    """`make run`: the embedded defaults."""
+
+    DEBUG = False
+
+
+class TestConfig(Config):
+    """Tests: a database chosen by the test run, no background threads, fast limits."""
+
+    TESTING = True
+    SECRET_KEY = "test-secret-key"
+    SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite://"
+    RUN_BACKGROUND_TASKS = False
+    PAYMENT_PROVIDER = "demo"
+    STRIPE_SECRET_KEY = None
+    STRIPE_PUBLISHABLE_KEY = None
+    STRIPE_WEBHOOK_SECRET = None
+    REDIS_URL = None
+    RATELIMIT_STORAGE_URI = "memory://"

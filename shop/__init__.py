@@ -1,0 +1,141 @@
+"""The Farmlive application factory: the one place that knows shop, orders and live."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, request
+from flask_login import current_user
+
+from shop import database  # noqa: F401 - SQLite pragmas and BEGIN modes
+from shop import extensions as ext
+
+
+def create_app(config_object: str | object = "config.Config", **overrides) -> Flask:
+    """Build the app. No side effects beyond binding extensions: no migrations, no network."""
+    app = Flask(__name__, instance_path=_instance_path())
+    app.config.from_object(config_object)
+    app.config.update(overrides)
+    _configure_engine(app)
+    logging.basicConfig(level=logging.INFO)
+
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_commands(app)
+    register_template_helpers(app)
+    return app
+
+
+def _instance_path() -> str:
+    from config import INSTANCE_DIR
+
+    return str(INSTANCE_DIR)
+
+
+def _configure_engine(app: Flask) -> None:
+    """Pool settings for PostgreSQL; WAL, a busy timeout and immediate writes for SQLite."""
+    uri: str = app.config["SQLALCHEMY_DATABASE_URI"]
+    options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+    if uri.startswith("postgresql"):
+        options.setdefault("pool_size", app.config["DB_POOL_SIZE"])
+        options.setdefault("max_overflow", app.config["DB_MAX_OVERFLOW"])
+        options.setdefault("pool_timeout", app.config["DB_POOL_TIMEOUT"])
+        options.setdefault("pool_pre_ping", True)
+        options.setdefault("connect_args", {"connect_timeout": 5})
+    elif uri.startswith("sqlite"):
+        connect_args = dict(options.get("connect_args") or {})
+        connect_args.setdefault("timeout", 30)
+        connect_args.setdefault("check_same_thread", False)
+        options["connect_args"] = connect_args
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def register_extensions(app: Flask) -> None:
+    ext.db.init_app(app)
+    ext.migrate.init_app(app, ext.db, directory=str(_root() / "migrations"), render_as_batch=True)
+    ext.login_manager.init_app(app)
+    ext.csrf.init_app(app)
+    ext.limiter.init_app(app)
+    ext.babel.init_app(app, locale_selector=_select_locale)
+    ext.api.init_app(app)
+    from live import events  # noqa: F401 - registers the /live namespace handlers
+
+    ext.socketio.init_app(
+        app,
+        async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        message_queue=app.config["REDIS_URL"],
+        channel=app.config["SOCKETIO_CHANNEL"],
+        cors_allowed_origins=app.config["SOCKETIO_ALLOWED_ORIGINS"] or None,
+        manage_session=False,
+    )
+    from shop import accounts
+
+    accounts.init_app(app)
+    import live.models  # noqa: F401 - every model known to metadata and Alembic
+    import orders.models  # noqa: F401
+
+
+def register_blueprints(app: Flask) -> None:
+    from live import api as live_api
+    from live import views as live_views
+    from orders import api as orders_api
+    from orders import views as orders_views
+    from shop import api as shop_api  # noqa: I001
+    from shop import views as shop_views
+
+    for module in (shop_api, orders_api, live_api):
+        for blueprint in module.blueprints:
+            ext.api.register_blueprint(
+                blueprint, url_prefix="/api/v1" + (blueprint.url_prefix or "")
+            )
+    for module in (shop_views, orders_views, live_views):
+        for blueprint in module.blueprints:
+            app.register_blueprint(blueprint)
+    for module in (orders_api, orders_views, live_api):
+        for blueprint in getattr(module, "csrf_exempt", []):
+            ext.csrf.exempt(blueprint)
+    for module in (orders_views, live_views, orders_api, live_api):
+        init = getattr(module, "init_app", None)
+        if init is not None:
+            init(app)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from shop.errors import register_errorhandlers as register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from orders.cli import orders_cli
+    from shop.cli import demo_logins, seed_demo, users_cli
+
+    app.cli.add_command(users_cli)
+    app.cli.add_command(seed_demo)
+    app.cli.add_command(demo_logins)
+    app.cli.add_command(orders_cli)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from shop.templating import init_app
+
+    init_app(app)
+
+
+def _select_locale() -> str:
+    from flask import session
+
+    chosen = request.args.get("lang") or session.get("lang")
+    if chosen in ("zh", "en"):
+        return chosen
+    return request.accept_languages.best_match(["zh", "en"], default="zh") or "zh"
+
+
+def _root():
+    from config import BASE_DIR
+
+    return BASE_DIR
+
+
+__all__ = ["create_app", "current_user"]

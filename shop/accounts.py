@@ -1,0 +1,91 @@
+"""Accounts and roles: password hashing, login loading and the role checks every edge uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import Flask, redirect, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from shop.errors import DomainError, Forbidden
+from shop.extensions import db, login_manager
+from shop.models import Role, User
+
+
+class NotLoggedIn(DomainError):
+    status, code, message = 401, "unauthorized", "Log in first."
+
+
+def hash_password(password: str) -> str:
+    """scrypt through Werkzeug: salted, memory-hard, current."""
+    return generate_password_hash(password, method="scrypt")
+
+
+def verify_password(user: User, password: str) -> bool:
+    return check_password_hash(user.password_hash, password)
+
+
+def find_user_by_email(email: str) -> User | None:
+    return db.session.scalar(select(User).where(func.lower(User.email) == email.strip().lower()))
+
+
+def require_user(*roles: str) -> User:
+    """The logged-in user, refused with 401/403 unless they hold one of `roles` (any if none)."""
+    if not current_user.is_authenticated:
+        raise NotLoggedIn()
+    if roles and current_user.role not in roles:
+        raise Forbidden()
+    return current_user._get_current_object()  # type: ignore[attr-defined]
+
+
+def roles_required(*roles: str) -> Callable:
+    """Decorator for API views: 401 when logged out, 403 for the wrong role."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any):
+            require_user(*roles)
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def page_roles_required(*roles: str) -> Callable:
+    """Decorator for pages: logged-out users go to the login page, the wrong role gets 403."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any):
+            if not current_user.is_authenticated:
+                return redirect(url_for("shop_pages.login", next=request.full_path))
+            if roles and current_user.role not in roles:
+                raise Forbidden()
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorator
+
+
+def can_manage_cooperative(user: User, cooperative_id: int) -> bool:
+    """Admins manage every cooperative; a coop member only their own."""
+    return user.role == Role.ADMIN or (
+        user.role == Role.COOP and user.cooperative_id == cooperative_id
+    )
+
+
+def init_app(app: Flask) -> None:
+    login_manager.login_view = "shop_pages.login"
+
+    @login_manager.user_loader
+    def _load(user_id: str) -> User | None:
+        try:
+            return db.session.get(User, int(user_id))
+        except (TypeError, ValueError):
+            return None

@@ -1,0 +1,128 @@
+"""Domain failures and the one place that turns every failure into the API.md error shape."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+
+class DomainError(Exception):
+    """A failure a user can understand; subclasses set the HTTP status and error code."""
+
+    status = 409
+    code = "conflict"
+    message = "The request conflicts with the current state."
+
+    def __init__(self, message: str | None = None, *, fields: dict | None = None) -> None:
+        super().__init__(message or self.message)
+        self.message = message or self.message
+        self.fields = fields or {}
+
+
+class NotFound(DomainError):
+    status, code, message = 404, "not_found", "Not found."
+
+
+class Forbidden(DomainError):
+    status, code, message = 403, "forbidden", "You are not allowed to do this."
+
+
+class Invalid(DomainError):
+    status, code, message = 422, "invalid", "Some fields are invalid."
+
+
+class Conflict(DomainError):
+    status, code, message = 409, "conflict", "The request conflicts with the current state."
+
+
+class ServiceUnavailable(DomainError):
+    status, code, message = 503, "unavailable", "A service we depend on is unavailable; try again."
+
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid",
+    429: "too_many_requests",
+    500: "server_error",
+    503: "unavailable",
+}
+
+
+def _flatten_fields(messages: dict) -> dict:
+    """webargs nests errors by location ({"json": {...}}); API.md wants field names."""
+    fields: dict = {}
+    for location, errors in messages.items():
+        if isinstance(errors, dict) and location in {"json", "query", "form", "files", "headers"}:
+            fields.update(errors)
+        else:
+            fields[location] = errors
+    return fields
+
+
+def error_response(status: int, code: str, message: str, fields: dict | None = None) -> Response:
+    """Build the one error body of API.md."""
+    response = jsonify({"error": {"code": code, "message": message, "fields": fields or {}}})
+    response.status_code = status
+    return response
+
+
+def wants_json() -> bool:
+    """True for API and webhook URLs, which never get an HTML page."""
+    return request.path.startswith(("/api/", "/webhooks/"))
+
+
+def _page(status: int, message: str):
+    return render_template("error.html", status=status, message=message), status
+
+
+def register_errorhandlers(app: Flask) -> None:
+    """Map domain errors, HTTP errors, CSRF failures and crashes to JSON or a page."""
+
+    @app.errorhandler(DomainError)
+    def _domain(err: DomainError):
+        if wants_json():
+            return error_response(err.status, err.code, err.message, err.fields)
+        return _page(err.status, err.message)
+
+    @app.errorhandler(CSRFError)
+    def _csrf(err: CSRFError):
+        if wants_json():
+            return error_response(400, "csrf", err.description or "CSRF token missing or invalid.")
+        return _page(400, err.description)
+
+    @app.errorhandler(HTTPException)
+    def _http(err: HTTPException):
+        data = getattr(err, "data", None) or {}
+        status = err.code or 500
+        message = data.get("message") or err.description or err.name
+        fields = _flatten_fields(data.get("messages") or data.get("errors") or {})
+        if status == 422 and not data.get("message"):
+            message = "Some fields are invalid."
+        if status == 429:
+            message = f"Too many requests: {err.description}"
+        if wants_json():
+            response = error_response(status, _HTTP_CODES.get(status, "error"), message, fields)
+            for name, value in err.get_headers() or []:
+                if name.lower() in {"retry-after", "allow"}:
+                    response.headers[name] = value
+            return response
+        return _page(status, message)
+
+    @app.errorhandler(Exception)
+    def _crash(err: Exception):
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        if wants_json():
+            return error_response(500, "server_error", "Something went wrong on our side.")
+        return _page(500, "Something went wrong on our side.")

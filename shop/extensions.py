@@ -1,0 +1,46 @@
+"""Unbound extension objects; `create_app` binds them. Other modules import from here."""
+
+from __future__ import annotations
+
+from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from flask_login import LoginManager
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_socketio import SocketIO
+from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """Declarative base whose constraint names are stable across databases and migrations."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class FarmliveApi(Api):
+    """flask-smorest Api whose errors are rendered by our own app-wide handler."""
+
+    def _register_error_handlers(self) -> None:  # noqa: D401 - hook override
+        """Leave error rendering to `shop.errors` so pages get HTML and /api gets API.md JSON."""
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate()
+login_manager = LoginManager()
+socketio = SocketIO()
+csrf = CSRFProtect()
+babel = Babel()
+api = FarmliveApi()
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

@@ -1,0 +1,17 @@
+"""Entry point: `app` for gunicorn and the flask CLI; `python wsgi.py` serves HTTP and Socket.IO."""
+
+from __future__ import annotations
+
+from shop import create_app
+from shop.extensions import socketio
+
+app = create_app()
+
+if __name__ == "__main__":
+    socketio.run(
+        app,
+        host=app.config["HOST"],
+        port=app.config["PORT"],
+        allow_unsafe_werkzeug=True,
+        use_reloader=False,
+    )
