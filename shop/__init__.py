@@ -59,7 +59,8 @@ def register_extensions(app: Flask) -> None:
     ext.limiter.init_app(app)
     ext.babel.init_app(app, locale_selector=_select_locale)
     ext.api.init_app(app)
-    from live import events  # noqa: F401 - registers the /live namespace handlers
+    import live.events  # noqa: F401 - Socket.IO namespace handlers
+    import orders.fulfilment.events  # noqa: F401
 
     ext.socketio.init_app(
         app,
@@ -76,29 +77,38 @@ def register_extensions(app: Flask) -> None:
     import orders.models  # noqa: F401
 
 
-def register_blueprints(app: Flask) -> None:
-    from live import api as live_api
-    from live import views as live_views
-    from orders import api as orders_api
-    from orders import views as orders_views
-    from shop import api as shop_api  # noqa: I001
-    from shop import views as shop_views
+API_MODULES = (
+    "shop.api",
+    "orders.api",
+    "orders.fulfilment.api",
+    "orders.reports.api",
+    "live.api",
+)
+PAGE_MODULES = (
+    "shop.views",
+    "orders.views",
+    "orders.fulfilment.views",
+    "orders.reports.views",
+    "live.views",
+)
 
-    for module in (shop_api, orders_api, live_api):
+
+def register_blueprints(app: Flask) -> None:
+    """Each module exposes `blueprints`, optionally `csrf_exempt` and an `init_app(app)` hook."""
+    from importlib import import_module
+
+    for name in API_MODULES + PAGE_MODULES:
+        module = import_module(name)
         for blueprint in module.blueprints:
-            ext.api.register_blueprint(
-                blueprint, url_prefix="/api/v1" + (blueprint.url_prefix or "")
-            )
-    for module in (shop_views, orders_views, live_views):
-        for blueprint in module.blueprints:
-            app.register_blueprint(blueprint)
-    for module in (orders_api, orders_views, live_api):
-        for blueprint in getattr(module, "csrf_exempt", []):
+            if name in API_MODULES:
+                prefix = "/api/v1" + (blueprint.url_prefix or "")
+                ext.api.register_blueprint(blueprint, url_prefix=prefix)
+            else:
+                app.register_blueprint(blueprint)
+        for blueprint in getattr(module, "csrf_exempt", ()):
             ext.csrf.exempt(blueprint)
-    for module in (orders_views, live_views, orders_api, live_api):
-        init = getattr(module, "init_app", None)
-        if init is not None:
-            init(app)
+        if hasattr(module, "init_app"):
+            module.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

@@ -280,10 +280,11 @@ class Factory:
         cooperative_id = cooperative_id or self.cooperative()
         variants = variants or [{"name": "2 kg leg", "price": 8800, "stock": 10}]
         with self.app.app_context():
+            has_admin = db.session.scalar(_select_admin()) is not None
+        if not has_admin:
+            self.user("admin")
+        with self.app.app_context():
             admin = db.session.scalar(_select_admin())
-            if admin is None:
-                self.user("admin")
-                admin = db.session.scalar(_select_admin())
             assert isinstance(admin, User)
             product = create_product(
                 admin,

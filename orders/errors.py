@@ -1,0 +1,35 @@
+"""The order service's named failures; `shop.errors` renders them in the API.md shape."""
+
+from __future__ import annotations
+
+from shop.errors import Conflict, DomainError, Invalid, NotFound
+
+
+class OrderNotFound(NotFound):
+    code, message = "order_not_found", "No such order."
+
+
+class SoldOut(Conflict):
+    code, message = "sold_out", "Sold out: not enough stock left."
+
+    def __init__(self, variant_id: int, message: str | None = None) -> None:
+        super().__init__(message, fields={"variant_id": [str(variant_id)]})
+        self.variant_id = variant_id
+
+
+class InvalidTransition(Conflict):
+    code, message = "invalid_transition", "The order cannot do that in its current state."
+
+
+class UnknownVariant(Invalid):
+    code, message = "unknown_variant", "No such product variant."
+
+
+class PaymentUnavailable(DomainError):
+    status, code = 503, "payment_unavailable"
+    message = "The payment provider cannot be reached; your order is kept, try again shortly."
+
+
+class PaymentRateLimited(DomainError):
+    status, code = 429, "payment_busy"
+    message = "Too many payments are starting at once; try again in a moment."

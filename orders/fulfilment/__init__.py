@@ -1,0 +1,1 @@
+"""Cooperative fulfilment: reads what the order service wrote; see DESIGN.md."""

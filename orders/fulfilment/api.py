@@ -1,0 +1,5 @@
+"""/api/v1 rows of this area."""
+
+from __future__ import annotations
+
+blueprints: list = []

@@ -1,0 +1,1 @@
+"""Sales reports: reads what the order service wrote; see DESIGN.md."""

@@ -1,0 +1,5 @@
+"""Pages of this area."""
+
+from __future__ import annotations
+
+blueprints: list = []
