@@ -83,6 +83,7 @@ API_MODULES = (
     "orders.fulfilment.api",
     "orders.reports.api",
     "live.api",
+    "live.reports.api",
 )
 PAGE_MODULES = (
     "shop.views",
@@ -90,6 +91,7 @@ PAGE_MODULES = (
     "orders.fulfilment.views",
     "orders.reports.views",
     "live.views",
+    "live.reports.views",
 )
 
 

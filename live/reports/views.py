@@ -1,0 +1,5 @@
+"""Live session report rows."""
+
+from __future__ import annotations
+
+blueprints: list = []
