@@ -41,6 +41,9 @@ class Config:
         f"sqlite:///{INSTANCE_DIR / 'farmlive.sqlite3'}"
     )
     SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    # PostgreSQL pool per server process (README "Production", connection pool sizing): keep
+    # processes x (DB_POOL_SIZE + DB_MAX_OVERFLOW) + 10 below the server's max_connections (100);
+    # a request that finds no free connection waits DB_POOL_TIMEOUT seconds, then gets a 503.
     DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
     DB_MAX_OVERFLOW = int(os.environ.get("DB_MAX_OVERFLOW", "20"))
     DB_POOL_TIMEOUT = _env_float("DB_POOL_TIMEOUT", 5.0)
@@ -81,6 +84,7 @@ class Config:
     )
     RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") == "1"
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    RATELIMIT_HEADERS_ENABLED = True  # a 429 says when to retry (Retry-After)
     CHAT_RATE_LIMIT_SECONDS = _env_float("CHAT_RATE_LIMIT_SECONDS", 2.0)
 
     SESSION_COOKIE_HTTPONLY = True
@@ -122,3 +126,5 @@ class TestConfig(Config):
     STRIPE_WEBHOOK_SECRET = None
     REDIS_URL = None
     RATELIMIT_STORAGE_URI = "memory://"
+    # Same scheme, far cheaper parameters: hashing a password costs ~0.4 s with the defaults.
+    PASSWORD_HASH_METHOD = "scrypt:1024:8:1"

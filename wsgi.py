@@ -8,6 +8,9 @@ from shop.extensions import socketio
 app = create_app()
 
 if __name__ == "__main__":
+    from orders.tasks import start_background_tasks
+
+    start_background_tasks(app)
     socketio.run(
         app,
         host=app.config["HOST"],

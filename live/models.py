@@ -158,3 +158,15 @@ class ViewerSample(db.Model):
     session_id: Mapped[int] = mapped_column(ForeignKey("live_session.id"))
     minute: Mapped[datetime] = mapped_column(TZ)
     viewers: Mapped[int] = mapped_column(default=0)
+
+
+class QuestionVote(db.Model):
+    """One viewer's "me too" on a question, so the host sees the most-asked first."""
+
+    __tablename__ = "question_vote"
+    __table_args__ = (UniqueConstraint("message_id", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id"), index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
+    created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)

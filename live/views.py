@@ -1,5 +1,208 @@
-"""The live page and the host console."""
+"""The live page, the host console, scheduling, and live's hooks into the storefront."""
 
 from __future__ import annotations
 
-blueprints: list = []
+import secrets
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_login import current_user
+from sqlalchemy import select
+
+from live import services
+from live.checkout import saved_address
+from live.models import LiveSession, SessionStatus
+from live.schemas import ProductBriefSchema, SessionSchema, stream_kind
+from shop.accounts import page_roles_required
+from shop.extensions import db
+from shop.models import Product, Role, User
+
+bp = Blueprint(
+    "live_pages",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/live/static",
+)
+blueprints = [bp]
+
+SAMPLE_STREAM = "https://test-streams.mux.dev/x36xhzz/x36xhzz.m3u8"
+
+
+@bp.route("/live/<int:session_id>")
+def watch(session_id: int):
+    """The live page: anyone may watch; buying asks for a login inside the sheet."""
+    live = services.get_session(session_id)
+    data = {
+        "session": SessionSchema().dump(live),
+        "logged_in": current_user.is_authenticated,
+        "user_name": current_user.name if current_user.is_authenticated else None,
+        "address": saved_address(current_user),
+        "provider": current_app.config["PAYMENT_PROVIDER"],
+        "currency": current_app.config["CURRENCY"],
+    }
+    featured = services.featured_products(live) if live.status == SessionStatus.ENDED else []
+    return render_template("live/watch.html", live=live, data=data, featured=featured)
+
+
+@bp.route("/host/live")
+@page_roles_required(Role.HOST, Role.ADMIN)
+def host_sessions():
+    """A host's own sessions (an admin sees every one)."""
+    host_id = None if current_user.role == Role.ADMIN else current_user.id
+    return render_template("live/host_list.html", sessions=services.list_sessions(host_id=host_id))
+
+
+@bp.route("/host/live/new", methods=["GET", "POST"])
+@page_roles_required(Role.HOST, Role.ADMIN)
+def new_session():
+    """Schedule a session: title, description, cover, stream URL and time."""
+    errors: dict[str, str] = {}
+    form = request.form
+    if request.method == "POST":
+        from live.schemas import SessionCreateSchema
+
+        raw = {
+            "title": form.get("title", ""),
+            "description": form.get("description", ""),
+            "stream_url": form.get("stream_url") or None,
+        }
+        loaded = SessionCreateSchema().validate(raw)
+        errors = {k: " ".join(map(str, v)) for k, v in loaded.items()}
+        scheduled_at = _parse_local_time(form.get("scheduled_at", ""), errors)
+        cover = _save_cover(request.files.get("cover"), errors)
+        if not errors:
+            data = SessionCreateSchema().load(raw)
+            data["scheduled_at"] = scheduled_at
+            live = services.create_session(current_user._get_current_object(), **data, cover=cover)
+            return redirect(url_for("live_pages.console", session_id=live.id))
+    return render_template("live/new_session.html", errors=errors, form=form), (
+        422 if errors else 200
+    )
+
+
+def _parse_local_time(raw: str, errors: dict[str, str]) -> datetime | None:
+    """A datetime-local value, read in the site's time zone."""
+    if not raw:
+        return None
+    try:
+        value = datetime.fromisoformat(raw)
+    except ValueError:
+        errors["scheduled_at"] = "Not a date and time."
+        return None
+    return (
+        value.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
+        if not value.tzinfo
+        else value
+    )
+
+
+def _save_cover(file: Any, errors: dict[str, str]) -> str | None:
+    """Keep an uploaded cover image (checked to be an image) under UPLOAD_FOLDER."""
+    if file is None or not file.filename:
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(file.stream) as image:
+            image.verify()
+            kind = (image.format or "").lower()
+    except (UnidentifiedImageError, OSError):
+        errors["cover"] = "Not an image."
+        return None
+    if kind not in {"jpeg", "png", "webp", "gif"}:
+        errors["cover"] = "Use a JPEG, PNG, WebP or GIF image."
+        return None
+    folder = Path(current_app.config["UPLOAD_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"cover-{secrets.token_hex(8)}.{'jpg' if kind == 'jpeg' else kind}"
+    file.stream.seek(0)
+    file.save(folder / name)
+    return name
+
+
+@bp.route("/host/live/<int:session_id>")
+@page_roles_required()
+def console(session_id: int):
+    """The host console: its host or an admin; others are refused."""
+    live = services.get_session(session_id)
+    if not services.can_host(current_user, live):
+        abort(403)
+    products = db.session.scalars(
+        select(Product).where(Product.active.is_(True)).order_by(Product.id)
+    ).all()
+    data = {
+        "session": SessionSchema().dump(live),
+        "products": [
+            {
+                **ProductBriefSchema().dump(p),
+                "variants": [
+                    {"id": v.id, "name": v.name, "price": v.price, "stock": v.stock}
+                    for v in p.variants
+                ],
+            }
+            for p in products
+        ],
+        "lineup": [item.product_id for item in live.lineup],
+        "currency": current_app.config["CURRENCY"],
+    }
+    return render_template("live/console.html", live=live, data=data)
+
+
+# --- hooks the storefront and `seed-demo` run (shop never imports live) -----------------------
+
+
+def storefront_section(*_args: Any, **_kwargs: Any) -> tuple[str, dict]:
+    """ "Live now" and "coming up" on the home page."""
+    live_now = services.list_sessions(status=SessionStatus.LIVE)
+    coming_up = services.list_sessions(status=SessionStatus.SCHEDULED)[:6]
+    return "live/_storefront.html", {"live_now": live_now, "coming_up": coming_up}
+
+
+def seed_demo_session(*_args: Any, **_kwargs: Any) -> Iterator[str]:
+    """One scheduled session for the demo host, with the mutton products as its line-up."""
+    host = db.session.scalar(select(User).where(User.email == "host@farmlive.test"))
+    if host is None:
+        yield "live: no demo host (host@farmlive.test) yet; no session seeded"
+        return
+    title = "尉犁羊肉直播专场"
+    existing = db.session.scalar(
+        select(LiveSession).where(LiveSession.host_id == host.id, LiveSession.title == title)
+    )
+    if existing is not None:
+        yield f"live: demo session already there (/live/{existing.id})"
+        return
+    live = services.create_session(
+        host,
+        title=title,
+        description="王副县长带你看尉犁羊肉：从草场到餐桌。",
+        stream_url=SAMPLE_STREAM,
+        scheduled_at=datetime.now(ZoneInfo("UTC")) + timedelta(hours=2),
+    )
+    products = db.session.scalars(
+        select(Product).where(Product.active.is_(True)).order_by(Product.id)
+    ).all()
+    mutton = [p.id for p in products if "羊" in p.name or "mutton" in p.name.lower()]
+    lineup = mutton or [p.id for p in products[:3]]
+    if lineup:
+        services.set_lineup(host, live.id, lineup)
+    yield f"live: scheduled demo session /live/{live.id} (console /host/live/{live.id})"
+
+
+def init_app(app: Flask) -> None:
+    app.extensions.setdefault("farmlive.storefront_sections", []).append(storefront_section)
+    app.extensions.setdefault("farmlive.seeders", []).append(seed_demo_session)
+    app.jinja_env.globals.setdefault("stream_kind", stream_kind)

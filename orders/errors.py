@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from shop.errors import Conflict, DomainError, Invalid, NotFound
+from shop.i18n import N_
 
 
 class OrderNotFound(NotFound):
-    code, message = "order_not_found", "No such order."
+    code, message = "order_not_found", N_("No such order.")
 
 
 class SoldOut(Conflict):
-    code, message = "sold_out", "Sold out: not enough stock left."
+    code, message = "sold_out", N_("Sold out: not enough stock left.")
 
     def __init__(self, variant_id: int, message: str | None = None) -> None:
         super().__init__(message, fields={"variant_id": [str(variant_id)]})
@@ -18,18 +19,18 @@ class SoldOut(Conflict):
 
 
 class InvalidTransition(Conflict):
-    code, message = "invalid_transition", "The order cannot do that in its current state."
+    code, message = "invalid_transition", N_("The order cannot do that in its current state.")
 
 
 class UnknownVariant(Invalid):
-    code, message = "unknown_variant", "No such product variant."
+    code, message = "unknown_variant", N_("No such product variant.")
 
 
 class PaymentUnavailable(DomainError):
     status, code = 503, "payment_unavailable"
-    message = "The payment provider cannot be reached; your order is kept, try again shortly."
+    message = N_("The payment provider cannot be reached; your order is kept, try again shortly.")
 
 
 class PaymentRateLimited(DomainError):
     status, code = 429, "payment_busy"
-    message = "Too many payments are starting at once; try again in a moment."
+    message = N_("Too many payments are starting at once; try again in a moment.")

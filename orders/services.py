@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from orders.errors import InvalidTransition, OrderNotFound, SoldOut, UnknownVariant
 from orders.models import Order, OrderEvent, OrderItem, OrderStatus, Shipment, ShipmentStatus
@@ -118,6 +119,14 @@ def _create_order(
         raise UnknownVariant(fields={"variant_id": [str(vid) for vid in missing]})
     for variant_id, line in lines.items():
         _take_stock(variant_id, line.quantity)
+    if address and buyer.saved_address != address:
+        # Remembered for the next checkout, in the same transaction as the order.
+        db.session.execute(
+            update(User)
+            .where(User.id == buyer.id)
+            .values(saved_address=address)
+            .execution_options(synchronize_session=False)
+        )
 
     now = clock()
     minutes = current_app.config["RESERVATION_MINUTES"]
@@ -170,14 +179,22 @@ def _return_stock(order: Order) -> None:
     """Give an order's held stock back, exactly once (guarded by `holds_stock`)."""
     if not order.holds_stock:
         return
-    for item in order.items:
+    restock(order.items)
+    order.holds_stock = False
+
+
+def restock(items: list[OrderItem]) -> dict[int, int]:
+    """Put these items' units back on the shelf, in the caller's transaction (variant id order)."""
+    returned: dict[int, int] = {}
+    for item in sorted(items, key=lambda i: i.variant_id):
         db.session.execute(
             update(Variant)
             .where(Variant.id == item.variant_id)
             .values(stock=Variant.stock + item.quantity)
             .execution_options(synchronize_session=False)
         )
-    order.holds_stock = False
+        returned[item.variant_id] = returned.get(item.variant_id, 0) + item.quantity
+    return returned
 
 
 def _new_number(now: datetime) -> str:
@@ -228,7 +245,8 @@ def mark_paid(
     must refund it (`Order.status` stays `cancelled` and the history says so).
     """
     order = lock_order(order_id)
-    if order.status != OrderStatus.PENDING_PAYMENT and order.status != OrderStatus.CANCELLED:
+    late_settled = order.status == OrderStatus.CANCELLED and order.refund_id is not None
+    if order.status not in (OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED) or late_settled:
         db.session.commit()
         return order
     now = clock()
@@ -321,11 +339,14 @@ def expire_due(*, clock: Clock = utcnow, limit: int = 200) -> int:
     return expired
 
 
-def cancel_shipments(order: Order, *, at: datetime) -> None:
-    """Take a refunded order's shipments out of the cooperatives' queues."""
+def cancel_shipments(order: Order, *, at: datetime) -> list[Shipment]:
+    """Take a refunded order's unshipped shipments out of the cooperatives' queues."""
+    cancelled = []
     for shipment in order.shipments:
         if shipment.status in (ShipmentStatus.PENDING, ShipmentStatus.PACKED):
             shipment.status = ShipmentStatus.CANCELLED
+            cancelled.append(shipment)
+    return cancelled
 
 
 def get_order(order_id: int) -> Order:
@@ -333,3 +354,26 @@ def get_order(order_id: int) -> Order:
     if order is None:
         raise OrderNotFound()
     return order
+
+
+def get_visible_order(user: User, order_id: int) -> Order:
+    """The order if `user` may see it (its buyer, an admin); anyone else gets 404, not 403."""
+    order = db.session.get(Order, order_id)
+    if order is None or not (user.is_admin or order.buyer_id == user.id):
+        raise OrderNotFound()
+    return order
+
+
+def list_orders(user: User, *, number: str | None = None, limit: int = 100) -> list[Order]:
+    """A buyer's own orders, newest first; an admin sees everyone's and can search by number."""
+    query = (
+        select(Order)
+        .options(selectinload(Order.items), selectinload(Order.shipments))
+        .order_by(Order.id.desc())
+        .limit(limit)
+    )
+    if not user.is_admin:
+        query = query.where(Order.buyer_id == user.id)
+    if number:
+        query = query.where(Order.number == number.strip().upper())
+    return list(db.session.scalars(query))

@@ -18,6 +18,11 @@ def create_app(config_object: str | object = "config.Config", **overrides) -> Fl
     app.config.update(overrides)
     _configure_engine(app)
     logging.basicConfig(level=logging.INFO)
+    # Hooks other packages append to in their init_app: storefront sections are callables
+    # returning (template_name, context) or None, rendered in order on the home page; seeders
+    # are callables yielding progress lines, run by `seed-demo` after the shop's own data.
+    app.extensions["farmlive.storefront_sections"] = []
+    app.extensions["farmlive.seeders"] = []
 
     register_extensions(app)
     register_blueprints(app)
@@ -87,6 +92,7 @@ API_MODULES = (
 )
 PAGE_MODULES = (
     "shop.views",
+    "shop.health",
     "orders.views",
     "orders.fulfilment.views",
     "orders.reports.views",

@@ -6,27 +6,44 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, redirect, request, url_for
+from flask import Flask, current_app, redirect, request, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from shop.errors import DomainError, Forbidden
 from shop.extensions import db, login_manager
+from shop.i18n import N_
 from shop.models import Role, User
 
 
 class NotLoggedIn(DomainError):
-    status, code, message = 401, "unauthorized", "Log in first."
+    status, code, message = 401, "unauthorized", N_("Log in first.")
 
 
 def hash_password(password: str) -> str:
-    """scrypt through Werkzeug: salted, memory-hard, current."""
-    return generate_password_hash(password, method="scrypt")
+    """scrypt through Werkzeug: salted, memory-hard, current (tests may use cheaper parameters)."""
+    method = current_app.config.get("PASSWORD_HASH_METHOD") or "scrypt"
+    return generate_password_hash(password, method=method)
 
 
 def verify_password(user: User, password: str) -> bool:
     return check_password_hash(user.password_hash, password)
+
+
+def login_limit() -> str:
+    """LOGIN_RATE_LIMIT for the login and register endpoints, read per request (per app)."""
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def authenticate(email: str, password: str) -> User | None:
+    """The active account with this email and password, else None (pages and API alike)."""
+    if not email or not password or len(email) > 254 or len(password) > 128:
+        return None
+    user = find_user_by_email(email)
+    if user is None or not user.is_active or not verify_password(user, password):
+        return None
+    return user
 
 
 def find_user_by_email(email: str) -> User | None:
@@ -63,7 +80,7 @@ def page_roles_required(*roles: str) -> Callable:
         @wraps(view)
         def wrapper(*args: Any, **kwargs: Any):
             if not current_user.is_authenticated:
-                return redirect(url_for("shop_pages.login", next=request.full_path))
+                return redirect(url_for("shop_pages.login", next=request.full_path.rstrip("?")))
             if roles and current_user.role not in roles:
                 raise Forbidden()
             return view(*args, **kwargs)
@@ -85,7 +102,9 @@ def init_app(app: Flask) -> None:
 
     @login_manager.user_loader
     def _load(user_id: str) -> User | None:
+        """The session's user; a deactivated account is logged out on its next request."""
         try:
-            return db.session.get(User, int(user_id))
-        except (TypeError, ValueError):
+            user = db.session.get(User, int(user_id))
+        except (TypeError, ValueError, OverflowError):
             return None
+        return user if user is not None and user.is_active else None

@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
-from flask import current_app
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import generate_csrf
 
 from shop import services
-from shop.accounts import find_user_by_email, require_user, verify_password
+from shop.accounts import authenticate, login_limit, require_user, roles_required
+from shop.admin_api import admin_bp
 from shop.errors import DomainError
 from shop.extensions import limiter
 from shop.models import Role
 from shop.schemas import (
     CooperativeListSchema,
     CooperativeSchema,
+    CooperativeUpdateSchema,
     CsrfSchema,
     LoginSchema,
+    PhotoUploadSchema,
     ProductListSchema,
     ProductQuerySchema,
     ProductSchema,
@@ -29,15 +31,18 @@ from shop.schemas import (
 
 auth_bp = Blueprint("auth", __name__, url_prefix="/auth", description="Accounts and sessions")
 catalogue_bp = Blueprint("catalogue", __name__, description="Cooperatives, products, variants")
-blueprints = [auth_bp, catalogue_bp]
+blueprints = [auth_bp, catalogue_bp, admin_bp]
+
+ID = "int(max=2147483647)"  # larger ids cannot exist: 404 instead of an overflowing query
+MANAGERS = (Role.COOP, Role.ADMIN)
 
 
 class BadCredentials(DomainError):
     status, code, message = 401, "bad_credentials", "Wrong email or password."
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
+def _viewer():
+    return current_user._get_current_object() if current_user.is_authenticated else None
 
 
 @auth_bp.route("/csrf")
@@ -48,7 +53,7 @@ def csrf_token():
 
 
 @auth_bp.route("/register", methods=["POST"])
-@limiter.limit(_login_limit)
+@limiter.limit(login_limit)
 @auth_bp.arguments(RegisterSchema)
 @auth_bp.response(201, UserSchema)
 def register(data: dict):
@@ -59,13 +64,13 @@ def register(data: dict):
 
 
 @auth_bp.route("/login", methods=["POST"])
-@limiter.limit(_login_limit)
+@limiter.limit(login_limit)
 @auth_bp.arguments(LoginSchema)
 @auth_bp.response(200, UserSchema)
 def login(data: dict):
     """Log in with email and password (rate-limited per address)."""
-    user = find_user_by_email(data["email"])
-    if user is None or not user.is_active or not verify_password(user, data["password"]):
+    user = authenticate(data["email"], data["password"])
+    if user is None:
         raise BadCredentials()
     login_user(user)
     return user
@@ -88,20 +93,29 @@ def me():
 @catalogue_bp.route("/cooperatives", methods=["GET"])
 @catalogue_bp.response(200, CooperativeListSchema)
 def list_cooperatives():
-    from sqlalchemy import select
-
-    from shop.extensions import db
-    from shop.models import Cooperative
-
-    return {"items": db.session.scalars(select(Cooperative).order_by(Cooperative.id)).all()}
+    return {"items": services.list_cooperatives()}
 
 
 @catalogue_bp.route("/cooperatives", methods=["POST"])
+@roles_required(Role.ADMIN)
 @catalogue_bp.arguments(CooperativeSchema)
 @catalogue_bp.response(201, CooperativeSchema)
 def create_cooperative(data: dict):
-    require_user(Role.ADMIN)
     return services.create_cooperative(**data)
+
+
+@catalogue_bp.route(f"/cooperatives/<{ID}:cooperative_id>", methods=["GET"])
+@catalogue_bp.response(200, CooperativeSchema)
+def get_cooperative(cooperative_id: int):
+    return services.get_cooperative(cooperative_id)
+
+
+@catalogue_bp.route(f"/cooperatives/<{ID}:cooperative_id>", methods=["PATCH"])
+@roles_required(Role.ADMIN)
+@catalogue_bp.arguments(CooperativeUpdateSchema)
+@catalogue_bp.response(200, CooperativeSchema)
+def update_cooperative(data: dict, cooperative_id: int):
+    return services.update_cooperative(cooperative_id, data)
 
 
 @catalogue_bp.route("/products", methods=["GET"])
@@ -112,38 +126,52 @@ def list_products(query: dict):
 
 
 @catalogue_bp.route("/products", methods=["POST"])
+@roles_required(*MANAGERS)
 @catalogue_bp.arguments(ProductSchema)
 @catalogue_bp.response(201, ProductSchema)
 def create_product(data: dict):
-    user = require_user(Role.COOP, Role.ADMIN)
-    return services.create_product(user, **data)
+    return services.create_product(require_user(*MANAGERS), **data)
 
 
-@catalogue_bp.route("/products/<int:product_id>", methods=["GET"])
+@catalogue_bp.route(f"/products/<{ID}:product_id>", methods=["GET"])
 @catalogue_bp.response(200, ProductSchema)
 def get_product(product_id: int):
-    return services.get_product(product_id)
+    return services.get_product(product_id, _viewer())
 
 
-@catalogue_bp.route("/products/<int:product_id>", methods=["PATCH"])
+@catalogue_bp.route(f"/products/<{ID}:product_id>", methods=["PATCH"])
+@roles_required(*MANAGERS)
 @catalogue_bp.arguments(ProductUpdateSchema)
 @catalogue_bp.response(200, ProductSchema)
 def update_product(data: dict, product_id: int):
-    user = require_user(Role.COOP, Role.ADMIN)
-    return services.update_product(user, product_id, data)
+    return services.update_product(require_user(*MANAGERS), product_id, data)
 
 
-@catalogue_bp.route("/products/<int:product_id>/variants", methods=["POST"])
+@catalogue_bp.route(f"/products/<{ID}:product_id>/photo", methods=["POST"])
+@roles_required(*MANAGERS)
+@catalogue_bp.arguments(PhotoUploadSchema, location="files")
+@catalogue_bp.response(200, ProductSchema)
+def upload_photo(files: dict, product_id: int):
+    """Multipart field `photo`: a JPEG, PNG or WebP image up to MAX_PHOTO_BYTES."""
+    return services.set_product_photo(require_user(*MANAGERS), product_id, files["photo"].stream)
+
+
+@catalogue_bp.route(f"/products/<{ID}:product_id>/variants", methods=["POST"])
+@roles_required(*MANAGERS)
 @catalogue_bp.arguments(VariantSchema)
 @catalogue_bp.response(201, VariantSchema)
 def add_variant(data: dict, product_id: int):
-    user = require_user(Role.COOP, Role.ADMIN)
-    return services.add_variant(user, product_id, **data)
+    return services.add_variant(require_user(*MANAGERS), product_id, **data)
 
 
-@catalogue_bp.route("/variants/<int:variant_id>", methods=["PATCH"])
+@catalogue_bp.route(f"/variants/<{ID}:variant_id>", methods=["PATCH"])
+@roles_required(*MANAGERS)
 @catalogue_bp.arguments(VariantUpdateSchema)
 @catalogue_bp.response(200, VariantSchema)
 def update_variant(data: dict, variant_id: int):
-    user = require_user(Role.COOP, Role.ADMIN)
-    return services.update_variant(user, variant_id, data)
+    return services.update_variant(require_user(*MANAGERS), variant_id, data)
+
+
+def init_app(app) -> None:
+    """Honour JSON_AS_ASCII (Flask 3 reads it from `app.json`): Chinese travels as UTF-8."""
+    app.json.ensure_ascii = app.config.get("JSON_AS_ASCII", True)  # type: ignore[attr-defined]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from shop.errors import DomainError
 from shop.models import Role
@@ -38,15 +38,18 @@ def create_user_command(
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo() -> None:
     """Load the demo cooperatives, products, users and a scheduled session (idempotent)."""
     from shop.demo import seed
 
     for line in seed():
         click.echo(line)
+    click.echo("demo data ready")
 
 
 @click.command("demo-logins")
+@with_appcontext
 def demo_logins() -> None:
     """Print the demo accounts and where to open the site."""
     from flask import current_app

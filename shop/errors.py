@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from shop.i18n import N_
 
 log = logging.getLogger(__name__)
 
@@ -16,7 +18,7 @@ class DomainError(Exception):
 
     status = 409
     code = "conflict"
-    message = "The request conflicts with the current state."
+    message = N_("The request conflicts with the current state.")
 
     def __init__(self, message: str | None = None, *, fields: dict | None = None) -> None:
         super().__init__(message or self.message)
@@ -25,23 +27,24 @@ class DomainError(Exception):
 
 
 class NotFound(DomainError):
-    status, code, message = 404, "not_found", "Not found."
+    status, code, message = 404, "not_found", N_("Not found.")
 
 
 class Forbidden(DomainError):
-    status, code, message = 403, "forbidden", "You are not allowed to do this."
+    status, code, message = 403, "forbidden", N_("You are not allowed to do this.")
 
 
 class Invalid(DomainError):
-    status, code, message = 422, "invalid", "Some fields are invalid."
+    status, code, message = 422, "invalid", N_("Some fields are invalid.")
 
 
 class Conflict(DomainError):
-    status, code, message = 409, "conflict", "The request conflicts with the current state."
+    status, code, message = 409, "conflict", N_("The request conflicts with the current state.")
 
 
 class ServiceUnavailable(DomainError):
-    status, code, message = 503, "unavailable", "A service we depend on is unavailable; try again."
+    status, code = 503, "unavailable"
+    message = N_("A service we depend on is unavailable; try again.")
 
 
 _HTTP_CODES = {
@@ -99,7 +102,9 @@ def register_errorhandlers(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def _csrf(err: CSRFError):
         if wants_json():
-            return error_response(400, "csrf", err.description or "CSRF token missing or invalid.")
+            return error_response(
+                400, "csrf", err.description or N_("CSRF token missing or invalid.")
+            )
         return _page(400, err.description)
 
     @app.errorhandler(HTTPException)
@@ -109,7 +114,7 @@ def register_errorhandlers(app: Flask) -> None:
         message = data.get("message") or err.description or err.name
         fields = _flatten_fields(data.get("messages") or data.get("errors") or {})
         if status == 422 and not data.get("message"):
-            message = "Some fields are invalid."
+            message = N_("Some fields are invalid.")
         if status == 429:
             message = f"Too many requests: {err.description}"
         if wants_json():
@@ -120,9 +125,49 @@ def register_errorhandlers(app: Flask) -> None:
             return response
         return _page(status, message)
 
+    @app.errorhandler(RecursionError)
+    def _too_deep(err: RecursionError):
+        """JSON nested thousands deep is malformed input (the decoder gives up), not our bug."""
+        if request.content_length:
+            message = N_("The request body is nested too deeply.")
+            if wants_json():
+                return error_response(400, "bad_request", message)
+            return _page(400, message)
+        return _crash(err)
+
     @app.errorhandler(Exception)
     def _crash(err: Exception):
+        if is_outage(err):
+            return _unavailable(err)
         log.exception("unhandled error on %s %s", request.method, request.path)
         if wants_json():
-            return error_response(500, "server_error", "Something went wrong on our side.")
-        return _page(500, "Something went wrong on our side.")
+            return error_response(500, "server_error", N_("Something went wrong on our side."))
+        return _page(500, N_("Something went wrong on our side."))
+
+
+def is_outage(err: BaseException) -> bool:
+    """True when a database or Redis we depend on is unreachable (restart, network), not a bug."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeout
+    from sqlalchemy.exc import DBAPIError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(err, OperationalError | PoolTimeout | RedisConnectionError | RedisTimeout):
+        return True
+    return isinstance(err, DBAPIError) and bool(err.connection_invalidated)
+
+
+def _unavailable(err: BaseException):
+    """A fast 503 in the usual shape; pre-ping makes the first request after recovery work."""
+    log.warning("dependency unavailable on %s %s: %s", request.method, request.path, err)
+    message = ServiceUnavailable.message
+    if wants_json():
+        response = error_response(503, ServiceUnavailable.code, message)
+    else:
+        try:
+            response = _page(503, message)
+        except Exception:  # the page itself may need the database (current_user)
+            response = (message, 503, {"Content-Type": "text/plain; charset=utf-8"})
+        response = make_response(response)
+    response.headers["Retry-After"] = "2"
+    return response

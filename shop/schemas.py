@@ -2,16 +2,32 @@
 
 from __future__ import annotations
 
-from marshmallow import EXCLUDE, Schema, fields, validate
+from flask import current_app, url_for
+from flask_smorest.fields import Upload
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
+
+from shop.i18n import N_
+from shop.models import Role
 
 MONEY = validate.Range(min=0, max=100_000_000)  # up to ¥1,000,000.00 a unit
 STOCK = validate.Range(min=0, max=10_000_000)
+ID = validate.Range(min=1, max=2**31 - 1)  # larger ids cannot exist and would overflow a query
+ROLES = [r.value for r in Role]
 
 
 class BaseSchema(Schema):
     class Meta:
         unknown = EXCLUDE
         ordered = True
+
+
+def _not_blank(value: str) -> None:
+    if not value.strip():
+        raise ValidationError(N_("Must not be blank."))
+
+
+def _currency(_obj) -> str:
+    return current_app.config["CURRENCY"]
 
 
 class UserSchema(BaseSchema):
@@ -22,10 +38,37 @@ class UserSchema(BaseSchema):
     cooperative_id = fields.Int(dump_only=True, allow_none=True)
 
 
+class AdminUserSchema(UserSchema):
+    """What an admin sees of an account: also whether it may log in."""
+
+    active = fields.Bool(dump_only=True)
+    created_at = fields.DateTime(dump_only=True)
+
+
 class RegisterSchema(BaseSchema):
     email = fields.Email(required=True, validate=validate.Length(max=254))
     password = fields.Str(required=True, load_only=True, validate=validate.Length(min=8, max=128))
-    name = fields.Str(required=True, validate=validate.Length(min=1, max=80))
+    name = fields.Str(required=True, validate=[validate.Length(min=1, max=80), _not_blank])
+
+
+class UserCreateSchema(RegisterSchema):
+    """An admin creates an account of any role; a coop member names its cooperative."""
+
+    role = fields.Str(required=True, validate=validate.OneOf(ROLES))
+    cooperative_id = fields.Int(strict=True, allow_none=True, load_default=None, validate=ID)
+
+
+class UserUpdateSchema(BaseSchema):
+    active = fields.Bool()
+    name = fields.Str(validate=[validate.Length(min=1, max=80), _not_blank])
+
+
+class UserQuerySchema(BaseSchema):
+    role = fields.Str(validate=validate.OneOf(ROLES))
+
+
+class UserListSchema(BaseSchema):
+    items = fields.List(fields.Nested(AdminUserSchema))
 
 
 class LoginSchema(BaseSchema):
@@ -39,48 +82,66 @@ class CsrfSchema(BaseSchema):
 
 class CooperativeSchema(BaseSchema):
     id = fields.Int(dump_only=True)
-    name = fields.Str(required=True, validate=validate.Length(min=1, max=120))
-    region = fields.Str(required=True, validate=validate.Length(min=1, max=120))
+    name = fields.Str(required=True, validate=[validate.Length(min=1, max=120), _not_blank])
+    region = fields.Str(required=True, validate=[validate.Length(min=1, max=120), _not_blank])
     description = fields.Str(load_default="", validate=validate.Length(max=5000))
+
+
+class CooperativeUpdateSchema(BaseSchema):
+    name = fields.Str(validate=[validate.Length(min=1, max=120), _not_blank])
+    region = fields.Str(validate=[validate.Length(min=1, max=120), _not_blank])
+    description = fields.Str(validate=validate.Length(max=5000))
 
 
 class VariantSchema(BaseSchema):
     id = fields.Int(dump_only=True)
-    name = fields.Str(required=True, validate=validate.Length(min=1, max=120))
+    name = fields.Str(required=True, validate=[validate.Length(min=1, max=120), _not_blank])
     price = fields.Int(required=True, strict=True, validate=MONEY)
     stock = fields.Int(required=True, strict=True, validate=STOCK)
+    currency = fields.Function(_currency, dump_only=True)
 
 
 class VariantUpdateSchema(BaseSchema):
-    name = fields.Str(validate=validate.Length(min=1, max=120))
+    name = fields.Str(validate=[validate.Length(min=1, max=120), _not_blank])
     price = fields.Int(strict=True, validate=MONEY)
     stock = fields.Int(strict=True, validate=STOCK)
 
 
 class ProductSchema(BaseSchema):
     id = fields.Int(dump_only=True)
-    name = fields.Str(required=True, validate=validate.Length(min=1, max=120))
+    name = fields.Str(required=True, validate=[validate.Length(min=1, max=120), _not_blank])
     description = fields.Str(load_default="", validate=validate.Length(max=5000))
-    cooperative_id = fields.Int(required=True, strict=True)
+    cooperative_id = fields.Int(required=True, strict=True, validate=ID)
+    active = fields.Bool(dump_only=True)
     photo_url = fields.Method("_photo_url", dump_only=True)
     variants = fields.List(
         fields.Nested(VariantSchema), required=True, validate=validate.Length(min=1, max=50)
     )
 
     def _photo_url(self, product) -> str | None:
-        from flask import url_for
-
         return url_for("shop_pages.photo", filename=product.photo) if product.photo else None
+
+    @validates("variants")
+    def _distinct_names(self, variants: list[dict], **_kw) -> None:
+        names = [v["name"].strip() for v in variants]
+        if len(set(names)) != len(names):
+            raise ValidationError(N_("Variant names must differ."))
+
+
+class PhotoUploadSchema(BaseSchema):
+    """multipart/form-data with one file field, `photo`: JPEG, PNG or WebP."""
+
+    photo = Upload(required=True)
 
 
 class ProductUpdateSchema(BaseSchema):
-    name = fields.Str(validate=validate.Length(min=1, max=120))
+    name = fields.Str(validate=[validate.Length(min=1, max=120), _not_blank])
     description = fields.Str(validate=validate.Length(max=5000))
     active = fields.Bool()
 
 
 class ProductQuerySchema(BaseSchema):
-    cooperative_id = fields.Int()
+    cooperative_id = fields.Int(validate=ID)
     q = fields.Str(validate=validate.Length(max=100))
 
 

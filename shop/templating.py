@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app
 from flask_babel import get_locale
 
+from shop.forms import yuan
+
 CURRENCY_SYMBOLS = {"CNY": "¥", "USD": "$", "EUR": "€"}
 
 
@@ -33,8 +35,12 @@ def local_time(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M") -> str:
 
 
 def init_app(app: Flask) -> None:
+    from shop import i18n
+
+    i18n.init_app(app)
     app.jinja_env.filters["money"] = money
     app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["yuan"] = yuan  # fen as a price input shows it: 8800 → 88.00
 
     @app.context_processor
     def _globals() -> dict:

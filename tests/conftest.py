@@ -392,7 +392,8 @@ def start_server(app, database_url: str, tmp_path: Path):
     servers: list[ServerProcess] = []
 
     def _start(**extra_env: str) -> ServerProcess:
-        port = free_port()
+        # PORT=... restarts a server where a stopped one was (clients reconnecting to it)
+        port = int(extra_env.pop("PORT", 0) or 0) or free_port()
         env = {
             k: v
             for k, v in os.environ.items()

@@ -55,3 +55,54 @@ def test_unknown_api_url_is_json_404(api):
 
     assert response.status_code == 404
     assert response.get_json()["error"]["code"] == "not_found"
+
+
+def test_me_has_the_contract_fields(login_as, factory):
+    coop_id = factory.cooperative()
+    member = factory.user("coop", cooperative_id=coop_id)
+
+    me = login_as(member).get("/auth/me").get_json()
+
+    assert me == {
+        "id": member.id,
+        "email": member.email,
+        "name": me["name"],
+        "role": "coop",
+        "cooperative_id": coop_id,
+    }
+
+
+def test_register_twice_is_409_naming_email(api, new_api):
+    body = {"email": "li@example.com", "password": "s3cret-pass", "name": "李"}
+    api.post("/auth/register", body)
+
+    response = new_api().post("/auth/register", {**body, "email": "LI@example.com"})
+
+    assert response.status_code == 409
+    assert "email" in response.get_json()["error"]["fields"]
+
+
+def test_login_ignores_email_case_and_checks_types(api, factory):
+    user = factory.user(email="wang@example.com")
+
+    assert (
+        api.post(
+            "/auth/login", {"email": "WANG@example.com", "password": user.password}
+        ).status_code
+        == 200
+    )
+    bad = api.post("/auth/login", {"email": 5, "password": ["x"]})
+    assert bad.status_code == 422 and set(bad.get_json()["error"]["fields"]) == {
+        "email",
+        "password",
+    }
+
+
+def test_logout_when_logged_out_is_401(api):
+    assert api.post("/auth/logout").status_code == 401
+
+
+def test_chinese_text_is_sent_as_utf8(api, factory):
+    factory.cooperative("华家岭蔬菜合作社")
+
+    assert "华家岭".encode() in api.get("/cooperatives").data

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench.flash_sale` and `python -m bench.reports` (see BENCHMARKS.md)."""

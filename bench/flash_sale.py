@@ -1,0 +1,292 @@
+"""The flash-sale benchmark: one command that starts the servers itself and measures them.
+
+    python -m bench.flash_sale [--viewers N --buyers M --stock S --db sqlite|postgres
+                                --processes P --json FILE]
+
+(1) the database's own limit for the checkout transaction (raw psycopg/sqlite3, 8 connections);
+(2) N Socket.IO viewers join a live session, the host pins, `pinned` arrival is timed per viewer;
+(3) M buyers tap instant checkout within two seconds on S units, then pay;
+(4) sustained checkout at 32 and 256 concurrent buyers on plentiful stock.
+Only 127.0.0.1 traffic; every phase has a count and a time limit. See BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from bench import summary
+from bench.clients import (
+    Browser,
+    connect_viewers,
+    disconnect_viewers,
+    flash_crowd,
+    login_all,
+    ms,
+    percentile,
+    sustained,
+)
+from bench.payments import WEBHOOK_SECRET, pay_all, stripe_stub
+from bench.rawdb import raw_db_tps
+from bench.servers import (
+    GunicornServer,
+    base_env,
+    create_schema,
+    reset_postgres_database,
+    start_servers,
+    stop_all,
+)
+from bench.setup_data import BenchData, seed
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.flash_sale", description=__doc__)
+    parser.add_argument("--viewers", type=int, default=200)
+    parser.add_argument("--buyers", type=int, default=60)
+    parser.add_argument("--stock", type=int, default=20)
+    parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--json", dest="json_path", default=None, help="write the results here")
+    parser.add_argument("--payments", choices=["demo", "stripe"], default="demo")
+    parser.add_argument("--intents-per-second", type=float, default=25.0)
+    parser.add_argument("--redis", action="store_true", help="use Redis even with one process")
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
+    parser.add_argument("--pg-database", default="farmlive_bench")
+    parser.add_argument("--raw-seconds", type=float, default=5.0)
+    parser.add_argument("--sustain-seconds", type=float, default=5.0)
+    parser.add_argument("--concurrency", default="32,256", help="sustained load levels")
+    parser.add_argument("--ports", default="", help="fixed server ports, e.g. 8001,8002 (nginx)")
+    parser.add_argument("--via", default="", help="send all client traffic through this URL")
+    parser.add_argument("--source-groups", type=int, default=0, help="loopback source addrs")
+    parser.add_argument("--polling-first", action="store_true", help="viewers start on polling")
+    parser.add_argument("--pool-size", type=int, default=None, help="DB_POOL_SIZE per process")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args(argv)
+    if args.processes < 1 or args.viewers < 0 or args.buyers < 1 or args.stock < 0:
+        parser.error("processes and buyers must be >= 1; viewers and stock >= 0")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    # A terminated benchmark still stops the servers it started (the finally blocks run).
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    workdir = Path(tempfile.mkdtemp(prefix="farmlive-bench-"))
+    results: dict = {"started_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    results.update(summary.machine())
+    results.update(db=args.db, processes=args.processes, payments=args.payments)
+    print(f"work directory {workdir}", flush=True)
+    database_url = _database(args, workdir)
+    create_schema(database_url)
+    data = seed(database_url, buyers=args.buyers, stock=args.stock)
+    print("(1) raw database limit ...", flush=True)
+    results.update(raw_db_tps(database_url, args.raw_seconds))
+
+    stub = stripe_stub() if args.payments == "stripe" else None
+    servers = _start(args, database_url, workdir, stub)
+    for server in servers:
+        print(f"server {server.url} worker pid {server.worker_pid()}", flush=True)
+    try:
+        urls = [args.via] if args.via else [s.url for s in servers]
+        results.update(asyncio.run(run_phases(args, data, urls, servers, stub)))
+    finally:
+        stop_all(servers)
+        if stub is not None:
+            stub.stop()
+    results.update(_consistency(database_url, data, args.stock))
+    results["db_locked_errors"] = sum(
+        s.log_tail(10**8).count("database is locked") for s in servers
+    )
+    summary.derive(results)
+    print(summary.table(results))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+        print(f"wrote {args.json_path}")
+    if not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+    return 0
+
+
+def _database(args: argparse.Namespace, workdir: Path) -> str:
+    if args.db == "sqlite":
+        return f"sqlite:///{workdir / 'bench.sqlite3'}"
+    return reset_postgres_database(args.pg_database)
+
+
+def _start(args, database_url: str, workdir: Path, stub) -> list[GunicornServer]:
+    env = base_env(
+        DATABASE_URL=database_url,
+        SECRET_KEY="bench-" + uuid.uuid4().hex,
+        RATELIMIT_ENABLED="0",
+        RUN_BACKGROUND_TASKS="1",
+        SOCKETIO_CHANNEL=f"farmlive-bench-{uuid.uuid4().hex[:8]}",
+        PAYMENT_PROVIDER=args.payments,
+        STRIPE_INTENTS_PER_SECOND=str(args.intents_per_second),
+    )
+    if args.processes > 1 or args.redis:
+        env["REDIS_URL"] = args.redis_url
+    if args.pool_size is not None:
+        env["DB_POOL_SIZE"] = str(args.pool_size)
+    if stub is not None:
+        env.update(
+            STRIPE_SECRET_KEY="sk_test_bench",
+            STRIPE_PUBLISHABLE_KEY="pk_test_bench",
+            STRIPE_WEBHOOK_SECRET=WEBHOOK_SECRET,
+            STRIPE_API_BASE=stub.url,
+        )
+    print(f"starting {args.processes} server process(es) ...", flush=True)
+    if not args.ports:
+        return start_servers(args.processes, env, workdir)
+    ports = [int(p) for p in args.ports.split(",")]
+    servers = []
+    try:
+        for i, port in enumerate(ports):
+            servers.append(GunicornServer(env, workdir / f"server-{i}.log", port).start())
+    except Exception:
+        stop_all(servers)
+        raise
+    return servers
+
+
+async def run_phases(args, data: BenchData, urls: list[str], servers, stub) -> dict:
+    out: dict = {}
+    groups = args.source_groups or None
+    host = Browser(urls[0])
+    await host.login(data.host_email, data.password)
+    print(f"logging in {len(data.buyer_emails)} buyers ...", flush=True)
+    buyers = await login_all(urls, data.buyer_emails, data.password, groups=groups)
+    sampler = summary.RssSampler(servers)
+    sampler.start()
+    try:
+        print(f"(2) connecting {args.viewers} viewers ...", flush=True)
+        viewers, sessions, failed = await connect_viewers(
+            urls,
+            args.viewers,
+            data.session_id,
+            groups=groups,
+            websocket_only=not args.polling_first,
+        )
+        out.update(viewers=args.viewers, viewers_connected=len(viewers), viewer_failures=failed)
+        await asyncio.sleep(1.0)
+        out.update(await _fanout(host, data, viewers))
+        print(f"(3) flash crowd: {len(buyers)} taps in 2 s on {args.stock} units ...", flush=True)
+        out.update(await _flash(buyers, data, args, stub))
+        out["events_received"] = sum(v.events for v in viewers)
+        out["viewers_dropped"] = sum(v.dropped for v in viewers)
+        await disconnect_viewers(viewers, sessions)
+    finally:
+        out.update(await sampler.stop())
+    await _pin(host, data.session_id, data.bulk_product_id, None)
+    for level in [int(c) for c in args.concurrency.split(",") if c.strip()]:
+        print(f"(4) sustained checkout, {level} concurrent buyers ...", flush=True)
+        result = await sustained(
+            buyers,
+            data.session_id,
+            data.bulk_variant_id,
+            concurrency=level,
+            seconds=args.sustain_seconds,
+        )
+        out[f"checkout_rps_{level}"] = result["rps"]
+        out[f"sustained_{level}"] = result
+    for browser in [host, *buyers]:
+        await browser.close()
+    return out
+
+
+async def _pin(host: Browser, session_id: int, product_id: int, limit: int | None) -> float:
+    """The host pins; returns the monotonic time the tap left (fan-out is timed from it)."""
+    body = {"product_id": product_id}
+    if limit is not None:
+        body["per_buyer_limit"] = limit
+    started = time.monotonic()
+    status, answer, _ = await host.request("POST", f"/live-sessions/{session_id}/pins", body)
+    if status != 201:
+        raise RuntimeError(f"pin failed: {status} {answer}")
+    return started
+
+
+async def _fanout(host: Browser, data: BenchData, viewers) -> dict:
+    started = await _pin(host, data.session_id, data.flash_product_id, 1)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if all(_arrival(v, data.flash_product_id, started) for v in viewers):
+            break
+        await asyncio.sleep(0.05)
+    delays = [
+        arrival - started
+        for v in viewers
+        if (arrival := _arrival(v, data.flash_product_id, started)) is not None
+    ]
+    return {
+        "delivered": len(delays),
+        "fanout_p50_ms": ms(percentile(delays, 50)),
+        "fanout_p99_ms": ms(percentile(delays, 99)),
+        "fanout_max_ms": ms(max(delays) if delays else None),
+    }
+
+
+def _arrival(viewer, product_id: int, after: float) -> float | None:
+    return next((t for t, pid in viewer.pinned_at if pid == product_id and t >= after), None)
+
+
+async def _flash(buyers: list[Browser], data: BenchData, args, stub) -> dict:
+    taps = await flash_crowd(buyers, data.session_id, data.flash_variant_id)
+    statuses: dict[str, int] = {}
+    for _, status, _, _ in taps:
+        statuses[str(status)] = statuses.get(str(status), 0) + 1
+    won = [(buyer, body["id"]) for buyer, status, body, _ in taps if status in (200, 201)]
+    errors = [body.get("error") for _, status, body, _ in taps if status == 0]
+    conflicts = [t for _, status, _, t in taps if status == 409]
+    print(f"    paying {len(won)} orders ({args.payments}) ...", flush=True)
+    paid = await pay_all(won, provider=args.payments, stub=stub)
+    return {
+        "taps": len(taps),
+        "orders": len(won),
+        "conflicts_409": len(conflicts),
+        "tap_statuses": statuses,
+        "tap_client_errors": errors[:5],
+        "checkout_p50_ms": ms(percentile([t for *_, t in taps], 50)),
+        "checkout_p99_ms": ms(percentile([t for *_, t in taps], 99)),
+        "conflict_p99_ms": ms(percentile(conflicts, 99)),
+        "intents_created": None,
+        "intents_peak_per_s": None,
+        **paid,
+    }
+
+
+def _consistency(database_url: str, data: BenchData, stock: int) -> dict:
+    """Stock left plus units held or sold must equal the stock we started with."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url)
+    with engine.connect() as conn:
+        left = conn.execute(
+            text("SELECT stock FROM variant WHERE id = :v"), {"v": data.flash_variant_id}
+        ).scalar_one()
+        units = conn.execute(
+            text(
+                'SELECT COALESCE(SUM(i.quantity), 0) FROM order_item i JOIN "order" o'
+                " ON o.id = i.order_id WHERE i.variant_id = :v AND o.status <> 'cancelled'"
+            ),
+            {"v": data.flash_variant_id},
+        ).scalar_one()
+    engine.dispose()
+    return {
+        "stock": stock,
+        "stock_left": left,
+        "units_sold": int(units),
+        "oversold": max(0, int(units) - stock) + max(0, -left),
+        "stock_conserved": left + int(units) == stock,
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())

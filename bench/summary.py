@@ -1,0 +1,144 @@
+"""The benchmark's machine description, memory sampling, derived ratios and printed table."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import platform
+from pathlib import Path
+
+TARGETS = {
+    "ratio_to_db": ("≥ 0.35 (PostgreSQL)", lambda r: r.get("ratio_to_db"), 0.35, "min"),
+    "rps_256_over_32": ("≥ 0.8", lambda r: r.get("rps_256_over_32"), 0.8, "min"),
+    "fanout_p99_ms": ("≤ 250 ms (1,000 viewers)", lambda r: r.get("fanout_p99_ms"), 250, "max"),
+    "checkout_p99_ms": ("≤ 500 ms", lambda r: r.get("checkout_p99_ms"), 500, "max"),
+    "oversold": ("0", lambda r: r.get("oversold"), 0, "max"),
+    "server_rss_mb": ("≤ 256 MB (1,000 viewers)", lambda r: r.get("server_rss_mb"), 256, "max"),
+}
+
+
+def machine() -> dict:
+    """nproc, CPU model and RAM, so figures are read against the machine that made them."""
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_mb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_mb = int(line.split()[1]) // 1024
+    except OSError:
+        pass
+    return {
+        "machine": {
+            "nproc": os.cpu_count(),
+            "cpu": cpu or platform.processor(),
+            "ram_mb": mem_mb,
+            "python": platform.python_version(),
+            "loadavg_at_start": list(os.getloadavg()),
+        }
+    }
+
+
+class RssSampler:
+    """Peak resident memory of each server's worker while viewers are connected."""
+
+    def __init__(self, servers, interval: float = 0.25) -> None:
+        self.servers = servers
+        self.interval = interval
+        self.peaks = [0.0 for _ in servers]
+        self._task: asyncio.Task | None = None
+        self._running = False
+
+    def start(self) -> None:
+        self._running = True
+        self._task = asyncio.create_task(self._loop())
+
+    async def _loop(self) -> None:
+        for _ in range(100_000):
+            if not self._running:
+                return
+            self.sample()
+            await asyncio.sleep(self.interval)
+
+    def sample(self) -> None:
+        for i, server in enumerate(self.servers):
+            self.peaks[i] = max(self.peaks[i], server.rss_mb())
+
+    async def stop(self) -> dict:
+        self._running = False
+        self.sample()
+        if self._task is not None:
+            await self._task
+        return {
+            "server_rss_mb": round(max(self.peaks), 1) if self.peaks else None,
+            "server_rss_mb_each": [round(p, 1) for p in self.peaks],
+        }
+
+
+def derive(results: dict) -> None:
+    """Ratios against the raw-database limit measured in the same run."""
+    raw = results.get("raw_db_tps") or 0
+    rps32, rps256 = results.get("checkout_rps_32"), results.get("checkout_rps_256")
+    results["ratio_to_db"] = round(rps32 / raw, 3) if raw and rps32 is not None else None
+    results["rps_256_over_32"] = round(rps256 / rps32, 3) if rps32 and rps256 is not None else None
+    results["ratio_to_db_256"] = round(rps256 / raw, 3) if raw and rps256 is not None else None
+
+
+def _verdict(kind: str, value, limit) -> str:
+    if value is None:
+        return "-"
+    ok = value >= limit if kind == "min" else value <= limit
+    return "met" if ok else "MISSED"
+
+
+def table(results: dict) -> str:
+    """A plain table: figure, value, target and whether it was met on this run."""
+    rows = [
+        ("database", results.get("db")),
+        ("server processes", results.get("processes")),
+        ("raw_db_tps (8 conns)", results.get("raw_db_tps")),
+        ("checkout_rps_32", results.get("checkout_rps_32")),
+        ("checkout_rps_256", results.get("checkout_rps_256")),
+        ("ratio_to_db", results.get("ratio_to_db")),
+        ("rps_256_over_32", results.get("rps_256_over_32")),
+        ("viewers / connected", f"{results.get('viewers')} / {results.get('viewers_connected')}"),
+        ("delivered", results.get("delivered")),
+        ("fanout_p50_ms", results.get("fanout_p50_ms")),
+        ("fanout_p99_ms", results.get("fanout_p99_ms")),
+        ("taps / orders / 409s", _flash_summary(results)),
+        ("stock / oversold", f"{results.get('stock')} / {results.get('oversold')}"),
+        ("checkout_p99_ms (taps)", results.get("checkout_p99_ms")),
+        ("conflict_p99_ms (409s)", results.get("conflict_p99_ms")),
+        ("paid", results.get("paid")),
+        ("intents_created", results.get("intents_created")),
+        ("intents_peak_per_s", results.get("intents_peak_per_s")),
+        ("server_rss_mb (peak)", results.get("server_rss_mb")),
+        ("db_locked_errors", results.get("db_locked_errors")),
+    ]
+    lines = [f"{'figure':<26} {'value':>16}  target", "-" * 72]
+    for label, value in rows:
+        key = label.split(" ")[0]
+        target = ""
+        if key in TARGETS:
+            text, get, limit, kind = TARGETS[key]
+            target = f"{text}: {_verdict(kind, get(results), limit)}"
+        lines.append(f"{label:<26} {_fmt(value):>16}  {target}")
+    return "\n".join(lines)
+
+
+def _flash_summary(results: dict) -> str:
+    return f"{results.get('taps')} / {results.get('orders')} / {results.get('conflicts_409')}"
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.1f}"
+    return str(value)

@@ -1,0 +1,225 @@
+"""Payment gateways (demo and Stripe), intent pacing, and the flows that call them.
+
+Network calls to the provider always happen outside any database transaction: the order row
+is locked only for the short write that records what the provider answered.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import stripe
+from flask import current_app
+
+from orders import services
+from orders.errors import InvalidTransition, PaymentRateLimited, PaymentUnavailable
+from orders.models import Order, OrderStatus
+from shop.extensions import db
+from shop.i18n import N_
+
+log = logging.getLogger(__name__)
+
+RATE_LIMIT_BACKOFF = (0.25, 0.75)  # seconds between our own retries of a Stripe 429
+MAX_PACING_WAIT = 10.0  # a caller waits at most this long for its turn to create an intent
+
+
+@dataclass(frozen=True)
+class PaymentStart:
+    """What the browser needs to take the payment."""
+
+    provider: str
+    client_secret: str | None
+    publishable_key: str | None
+
+
+class Gateway(Protocol):
+    name: str
+
+    def create_intent(self, order: Order) -> tuple[str, str]: ...
+
+    def retrieve_intent(self, intent_id: str) -> dict: ...
+
+    def refund(self, order: Order) -> str: ...
+
+
+class DemoGateway:
+    """Moves no money: every payment and refund only exists in our own database."""
+
+    name = "demo"
+
+    def create_intent(self, order: Order) -> tuple[str, str]:
+        return f"demo_pi_{order.number}", f"demo_pi_{order.number}_secret"
+
+    def retrieve_intent(self, intent_id: str) -> dict:
+        return {"id": intent_id, "status": "succeeded"}
+
+    def refund(self, order: Order) -> str:
+        return f"demo_re_{order.number}"
+
+
+class StripeGateway:
+    """PaymentIntents and refunds through stripe-python's `StripeClient`."""
+
+    name = "stripe"
+
+    def __init__(self, secret_key: str, api_base: str | None, pacer: Pacer) -> None:
+        self.client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=2,
+        )
+        self.pacer = pacer
+
+    def create_intent(self, order: Order) -> tuple[str, str]:
+        self.pacer.wait_turn()
+        params = {
+            "amount": order.total,
+            "currency": order.currency.lower(),
+            "automatic_payment_methods": {"enabled": True},
+            "metadata": {"order_id": str(order.id), "order_number": order.number},
+        }
+        intent = _call(
+            lambda: self.client.v1.payment_intents.create(
+                params=params, options={"idempotency_key": f"order-{order.id}-pi"}
+            )
+        )
+        return intent.id, intent.client_secret
+
+    def retrieve_intent(self, intent_id: str) -> dict:
+        intent = _call(lambda: self.client.v1.payment_intents.retrieve(intent_id)).to_dict()
+        return {
+            "id": intent["id"],
+            "status": intent["status"],
+            "amount": intent.get("amount"),
+            "metadata": intent.get("metadata") or {},
+        }
+
+    def refund(self, order: Order) -> str:
+        refund = _call(
+            lambda: self.client.v1.refunds.create(
+                params={"payment_intent": order.payment_intent_id},
+                options={"idempotency_key": f"order-{order.id}-refund"},
+            )
+        )
+        return refund.id
+
+
+def _call(request):
+    """Run one Stripe request: our own back-off on 429, clean domain errors for outages."""
+    for attempt in range(len(RATE_LIMIT_BACKOFF) + 1):
+        try:
+            return request()
+        except stripe.RateLimitError:
+            if attempt == len(RATE_LIMIT_BACKOFF):
+                log.warning("Stripe kept answering 429; giving up for now")
+                raise PaymentRateLimited() from None
+            time.sleep(RATE_LIMIT_BACKOFF[attempt])
+        except (stripe.APIConnectionError, stripe.APIError) as err:
+            log.warning("Stripe unavailable: %s", err)
+            raise PaymentUnavailable() from None
+        except stripe.StripeError as err:
+            log.error("Stripe refused a request: %s", err)
+            raise PaymentUnavailable() from None
+    raise AssertionError("unreachable")
+
+
+class Pacer:
+    """Spaces intent creations to `rate` per second, process-wide, or Redis-shared when given.
+
+    Each caller reserves the next free slot and sleeps until it; nobody waits longer than
+    MAX_PACING_WAIT (they get a clean 429 instead), so a flash crowd is smoothed, not dropped.
+    """
+
+    _SCRIPT = """
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+    if slot < now then slot = now end
+    redis.call('SET', KEYS[1], slot + tonumber(ARGV[1]), 'PX', 60000)
+    return slot - now
+    """
+
+    def __init__(self, rate: float, redis_url: str | None = None, key: str = "farmlive:pi-pace"):
+        self.step = 1.0 / rate if rate > 0 else 0.0
+        self.key = key
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._script = None
+        if redis_url:
+            import redis
+
+            self._script = redis.Redis.from_url(redis_url).register_script(self._SCRIPT)
+
+    def reserve(self) -> float:
+        """Reserve a slot; returns how many seconds to wait for it."""
+        if self.step == 0:
+            return 0.0
+        if self._script is not None:
+            try:
+                return int(self._script(keys=[self.key], args=[int(self.step * 1e6)])) / 1e6
+            except Exception as err:  # Redis down: pace this process alone rather than fail
+                log.warning("Redis pacing unavailable, pacing locally: %s", err)
+        with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next)
+            self._next = slot + self.step
+            return slot - now
+
+    def wait_turn(self) -> None:
+        delay = self.reserve()
+        if delay > MAX_PACING_WAIT:
+            raise PaymentRateLimited()
+        if delay > 0:
+            time.sleep(delay)
+
+
+_pacers: dict[tuple, Pacer] = {}
+_pacers_lock = threading.Lock()
+
+
+def _pacer() -> Pacer:
+    config = current_app.config
+    key = (config["STRIPE_INTENTS_PER_SECOND"], config.get("REDIS_URL"))
+    with _pacers_lock:
+        if key not in _pacers:
+            _pacers[key] = Pacer(key[0], key[1])
+        return _pacers[key]
+
+
+def gateway(name: str | None = None) -> Gateway:
+    """The configured gateway, or the one an order was paid through."""
+    name = name or current_app.config["PAYMENT_PROVIDER"]
+    if name == "stripe":
+        config = current_app.config
+        if not config.get("STRIPE_SECRET_KEY"):
+            raise PaymentUnavailable(N_("Stripe is not configured on this server."))
+        return StripeGateway(config["STRIPE_SECRET_KEY"], config.get("STRIPE_API_BASE"), _pacer())
+    return DemoGateway()
+
+
+def start_payment(order_id: int, *, gateway: Gateway) -> PaymentStart:
+    """One intent per order: created once (idempotency key from the order), then reused."""
+    order = services.get_order(order_id)
+    publishable = (
+        current_app.config.get("STRIPE_PUBLISHABLE_KEY") if gateway.name == "stripe" else None
+    )
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        raise InvalidTransition(f"Order {order.number} is {order.status}; nothing to pay.")
+    if order.payment_intent_id and order.payment_provider == gateway.name:
+        return PaymentStart(gateway.name, order.payment_client_secret, publishable)
+    db.session.commit()  # end the read: no transaction stays open across the network call
+    intent_id, client_secret = gateway.create_intent(order)
+
+    order = services.lock_order(order_id)
+    if not (order.payment_intent_id and order.payment_provider == gateway.name):
+        order.payment_provider = gateway.name
+        order.payment_intent_id = intent_id
+        order.payment_client_secret = client_secret
+        services.record(order, "payment_started", data={"provider": gateway.name})
+    start = PaymentStart(gateway.name, order.payment_client_secret, publishable)
+    db.session.commit()
+    return start

@@ -1,0 +1,73 @@
+"""Background work inside the server process: releasing expired stock holds, and delivering
+orders shipped more than AUTO_DELIVER_DAYS ago (checked about every five minutes).
+
+Started by `wsgi.py` (`python wsgi.py`) and by gunicorn's `post_worker_init` hook, never by
+`create_app`, and only when RUN_BACKGROUND_TASKS is on. Several processes may run it at once:
+`expire_due` claims rows with SKIP LOCKED, so each hold is released once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from shop.extensions import db, socketio
+
+log = logging.getLogger(__name__)
+AUTO_DELIVER_PERIOD_SECONDS = 300.0
+
+
+def expire_once(app: Flask) -> int:
+    """One pass, never raising: a failed pass is logged and the next one tries again."""
+    from orders.services import expire_due
+
+    with app.app_context():
+        try:
+            count = expire_due()
+            if count:
+                log.info("expired %d unpaid order(s)", count)
+            return count
+        except Exception:
+            log.exception("expiry pass failed")
+            db.session.rollback()
+            return 0
+        finally:
+            db.session.remove()
+
+
+def auto_deliver_once(app: Flask) -> int:
+    """One auto-delivery pass, never raising."""
+    from orders.fulfilment.services import auto_deliver_due
+
+    with app.app_context():
+        try:
+            return auto_deliver_due()
+        except Exception:
+            log.exception("auto-delivery pass failed")
+            db.session.rollback()
+            return 0
+        finally:
+            db.session.remove()
+
+
+def run_expiry(app: Flask) -> None:
+    """Loop forever, one pass every EXPIRY_INTERVAL_SECONDS (socketio.sleep suits every mode)."""
+    interval = float(app.config["EXPIRY_INTERVAL_SECONDS"])
+    deliver_every = max(1, round(AUTO_DELIVER_PERIOD_SECONDS / interval))
+    passes = 0
+    while True:
+        expire_once(app)
+        if passes % deliver_every == 0:
+            auto_deliver_once(app)
+        passes += 1
+        socketio.sleep(interval)
+
+
+def start_background_tasks(app: Flask) -> bool:
+    """Start the expiry loop when this process is meant to run background work."""
+    if not app.config.get("RUN_BACKGROUND_TASKS"):
+        return False
+    socketio.start_background_task(run_expiry, app)
+    log.info("expiry task started (every %ss)", app.config["EXPIRY_INTERVAL_SECONDS"])
+    return True

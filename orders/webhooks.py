@@ -1,0 +1,133 @@
+"""POST /webhooks/stripe: signed provider news, applied once, by the intent's current state.
+
+The signature is checked on the raw body. Each event id is claimed in `WebhookEvent` (primary
+key) before it is applied, so a replay or a concurrent duplicate does nothing; if applying fails
+the claim is released and Stripe's retry gets another chance. The intent is re-read from Stripe
+and acted on by its state, so events arriving out of order never move an order backwards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import stripe
+from flask import Blueprint, current_app, jsonify, request
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from orders import services
+from orders.models import Order, OrderStatus, WebhookEvent
+from orders.payments import gateway
+from orders.refunds import settle_payment
+from shop.database import begin_write
+from shop.errors import DomainError
+from shop.extensions import db
+
+log = logging.getLogger(__name__)
+SIGNATURE_TOLERANCE = 300  # seconds, Stripe's own default
+
+bp = Blueprint("orders_webhooks", __name__)
+_UNSETTLED = (OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED)
+
+
+class BadWebhook(DomainError):
+    status, code, message = 400, "bad_signature", "The webhook signature is missing or invalid."
+
+
+@bp.post("/webhooks/stripe")
+def stripe_webhook():
+    """Verify, claim and apply one Stripe event; 2xx tells Stripe not to send it again."""
+    secret = current_app.config.get("STRIPE_WEBHOOK_SECRET")
+    if not secret:
+        raise BadWebhook("Stripe webhooks are not configured on this server.")
+    payload = request.get_data(as_text=True)
+    try:
+        stripe.WebhookSignature.verify_header(
+            payload, request.headers.get("Stripe-Signature"), secret, SIGNATURE_TOLERANCE
+        )
+    except stripe.SignatureVerificationError:
+        raise BadWebhook() from None
+    try:
+        event = json.loads(payload)
+        event_id, kind, obj = event["id"], event["type"], event["data"]["object"]
+    except (ValueError, KeyError, TypeError):
+        raise BadWebhook("The webhook body is not a Stripe event.", fields={}) from None
+    return jsonify({"received": True, "result": handle_event(event_id, kind, obj)})
+
+
+def handle_event(event_id: str, kind: str, obj: dict) -> str:
+    """Apply an event once; returns what happened (for logs and tests)."""
+    begin_write()
+    db.session.add(WebhookEvent(id=event_id, provider="stripe", type=kind))
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return "duplicate"
+    try:
+        result = _apply(kind, obj)
+    except Exception:
+        db.session.rollback()
+        begin_write()
+        db.session.execute(delete(WebhookEvent).where(WebhookEvent.id == event_id))
+        db.session.commit()
+        raise
+    begin_write()
+    claim = db.session.get(WebhookEvent, event_id)
+    if claim is not None:
+        claim.note = result
+    db.session.commit()
+    return result
+
+
+def _apply(kind: str, obj: dict) -> str:
+    if not kind.startswith("payment_intent.") or not obj.get("id"):
+        return "ignored"
+    intent_id = obj["id"]
+    order = _order_for(intent_id, obj)
+    if order is None:
+        log.warning("Stripe event %s for unknown intent %s acknowledged", kind, intent_id)
+        return "unknown_intent"
+    order_id, settled = order.id, order.status not in _UNSETTLED or order.refund_id is not None
+    db.session.commit()
+    if settled:
+        return "no_change"  # paid, shipped, refunded or late-refunded: nothing moves back
+    intent = gateway("stripe").retrieve_intent(intent_id)
+    if intent["status"] == "succeeded":
+        order = settle_payment(order_id, provider="stripe", reference=intent_id)
+        if order.status == OrderStatus.CANCELLED:
+            return "late_payment_refunded"
+        return "paid"
+    if kind in ("payment_intent.payment_failed", "payment_intent.canceled"):
+        return _note_failure(order_id, kind, obj, intent["status"])
+    return "no_change"
+
+
+def _order_for(intent_id: str, obj: dict) -> Order | None:
+    order = db.session.scalar(select(Order).where(Order.payment_intent_id == intent_id))
+    if order is not None:
+        return order
+    order_id = str((obj.get("metadata") or {}).get("order_id") or "")
+    if order_id.isdigit():
+        candidate = db.session.get(Order, int(order_id))
+        if candidate is not None and candidate.payment_intent_id in (None, intent_id):
+            return candidate
+    return None
+
+
+def _note_failure(order_id: int, kind: str, obj: dict, state: str) -> str:
+    """A failed attempt is history only: the order stays payable (or stays paid)."""
+    order = services.lock_order(order_id)
+    if order.status != OrderStatus.PENDING_PAYMENT:
+        db.session.commit()
+        return "no_change"
+    error = obj.get("last_payment_error") or {}
+    services.record(
+        order,
+        "payment_failed",
+        message=str(error.get("message") or "")[:500],
+        data={"provider": "stripe", "event": kind, "intent_status": state},
+    )
+    db.session.commit()
+    return "failure_recorded"

@@ -1,0 +1,94 @@
+"""GET /healthz for the proxy and monitoring: is this process able to reach what it needs?
+
+Each check has a short timeout, so a dead database or Redis makes the answer a fast 503 instead
+of a hung request that ties up a proxy connection.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, Flask, current_app, jsonify
+from sqlalchemy import text
+
+from shop.errors import ServiceUnavailable, is_outage
+from shop.extensions import db, socketio
+
+log = logging.getLogger(__name__)
+
+health_bp = Blueprint("health", __name__)
+blueprints = [health_bp]
+
+CHECK_TIMEOUT_SECONDS = 2
+
+
+@health_bp.get("/healthz")
+def healthz():
+    """200 {"status": "ok"} when the database (and Redis, when configured) answer; else 503."""
+    checks = {"database": _check_database()}
+    if current_app.config.get("REDIS_URL"):
+        checks["redis"] = _check_redis()
+    healthy = all(result == "ok" for result in checks.values())
+    response = jsonify({"status": "ok" if healthy else "unavailable", "checks": checks})
+    response.status_code = 200 if healthy else 503
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _check_database() -> str:
+    """`SELECT 1` on a pooled connection (pre-pinged), bounded by a statement timeout."""
+    try:
+        with db.engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {CHECK_TIMEOUT_SECONDS}000")
+            conn.execute(text("SELECT 1"))
+            conn.rollback()
+        return "ok"
+    except Exception as err:  # any failure means "not healthy"; the reason goes to the caller
+        current_app.logger.warning("health: database check failed: %s", err)
+        return f"error: {type(err).__name__}"
+
+
+def _check_redis() -> str:
+    try:
+        _redis_client(current_app).ping()
+        return "ok"
+    except Exception as err:
+        current_app.logger.warning("health: redis check failed: %s", err)
+        return f"error: {type(err).__name__}"
+
+
+def _redis_client(app: Flask):
+    """One client per app with short socket timeouts; it reconnects by itself after an outage."""
+    client = app.extensions.get("farmlive_health_redis")
+    if client is None:
+        import redis
+
+        client = redis.Redis.from_url(
+            app.config["REDIS_URL"],
+            socket_connect_timeout=CHECK_TIMEOUT_SECONDS,
+            socket_timeout=CHECK_TIMEOUT_SECONDS,
+        )
+        app.extensions["farmlive_health_redis"] = client
+    return client
+
+
+def init_app(app: Flask) -> None:
+    """Socket events get the same outage answer as HTTP: an `{error}` ack, not a silent drop."""
+    if socketio.default_exception_handler is None:
+        socketio.on_error_default(_socket_error)
+
+
+def _socket_error(err: Exception) -> dict[str, Any]:
+    """Default Socket.IO error handler: 'unavailable' while a dependency is down, else logged."""
+    try:
+        db.session.rollback()
+        db.session.remove()
+    except Exception:  # the session may be unusable during an outage; nothing else to release
+        pass
+    if is_outage(err):
+        log.warning("socket event while a dependency is unavailable: %s", err)
+        return {"error": {"code": ServiceUnavailable.code, "message": ServiceUnavailable.message}}
+    log.exception("unhandled error in a socket event", exc_info=err)
+    return {"error": {"code": "server_error", "message": "Something went wrong on our side."}}

@@ -1,0 +1,208 @@
+"""A small local stand-in of the Stripe API, for the real `stripe` library via STRIPE_API_BASE.
+
+Implements what Farmlive calls: POST /v1/payment_intents (honouring Idempotency-Key),
+GET /v1/payment_intents/<id>, POST /v1/payment_intents/<id>/cancel and POST /v1/refunds, with
+switches to simulate an outage (500s, or a closed port via `unreachable_url`) and 429s. Also
+signs webhook deliveries the way Stripe does. Reusable outside the order tests (benchmarks):
+
+    with StripeStub() as stub:
+        app.config["STRIPE_API_BASE"] = stub.url
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qsl
+
+import stripe
+
+
+def _unflatten(pairs: list[tuple[str, str]]) -> dict:
+    """Stripe's form encoding (`metadata[order_id]=7`) back into nested dicts."""
+    out: dict = {}
+    for key, value in pairs:
+        parts = key.replace("]", "").split("[")
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+class StripeStub:
+    """In-memory PaymentIntents and refunds served over HTTP on 127.0.0.1."""
+
+    def __init__(self) -> None:
+        self.intents: dict[str, dict] = {}
+        self.refunds: list[dict] = []
+        self.requests: list[tuple[str, str]] = []  # (method, path) of every request seen
+        self.mode = "ok"  # "ok" | "down" (every request answers 500)
+        self.rate_limited = 0  # answer this many next requests with 429
+        self._idempotent: dict[str, tuple[int, dict]] = {}
+        self._lock = threading.Lock()
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def start(self) -> StripeStub:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def __enter__(self) -> StripeStub:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @staticmethod
+    def unreachable_url() -> str:
+        """A local address nobody listens on: connection refused, like Stripe being down."""
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    # --- what tests do to intents --------------------------------------------------------
+    def set_status(self, intent_id: str, status: str) -> dict:
+        """Move an intent as the buyer's bank would (succeeded, requires_payment_method...)."""
+        with self._lock:
+            intent = self.intents[intent_id]
+            intent["status"] = status
+            if status == "succeeded":
+                intent["amount_received"] = intent["amount"]
+            return dict(intent)
+
+    def created_intents(self) -> int:
+        return sum(1 for m, p in self.requests if m == "POST" and p == "/v1/payment_intents")
+
+    # --- HTTP ------------------------------------------------------------------------------
+    def _answer(self, method: str, path: str, headers, body: str) -> tuple[int, dict]:
+        with self._lock:
+            self.requests.append((method, path))
+            if self.mode == "down":
+                return 500, {"error": {"type": "api_error", "message": "stub outage"}}
+            if self.rate_limited > 0:
+                self.rate_limited -= 1
+                return 429, {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "code": "rate_limit",
+                        "message": "Too many requests",
+                    }
+                }
+            key = headers.get("Idempotency-Key")
+            if method == "POST" and key and (method, path, key) in self._idempotent:
+                return self._idempotent[(method, path, key)]
+            params = _unflatten(parse_qsl(body, keep_blank_values=True))
+            answer = self._route(method, path, params)
+            if method == "POST" and key and answer[0] < 500:
+                self._idempotent[(method, path, key)] = answer
+            return answer
+
+    def _route(self, method: str, path: str, params: dict) -> tuple[int, dict]:
+        parts = path.strip("/").split("/")
+        if method == "POST" and parts == ["v1", "payment_intents"]:
+            intent_id = "pi_" + secrets.token_hex(8)
+            intent = {
+                "id": intent_id,
+                "object": "payment_intent",
+                "amount": int(params["amount"]),
+                "amount_received": 0,
+                "currency": params["currency"],
+                "status": "requires_payment_method",
+                "client_secret": f"{intent_id}_secret_{secrets.token_hex(6)}",
+                "metadata": params.get("metadata", {}),
+                "automatic_payment_methods": {"enabled": True},
+                "created": int(time.time()),
+                "livemode": False,
+            }
+            self.intents[intent_id] = intent
+            return 200, dict(intent)
+        if len(parts) >= 3 and parts[:2] == ["v1", "payment_intents"]:
+            intent = self.intents.get(parts[2])
+            if intent is None:
+                return 404, {
+                    "error": {"type": "invalid_request_error", "message": "No such payment_intent"}
+                }
+            if method == "POST" and parts[3:] == ["cancel"]:
+                intent["status"] = "canceled"
+            return 200, dict(intent)
+        if method == "POST" and parts == ["v1", "refunds"]:
+            intent = self.intents.get(params.get("payment_intent", ""))
+            if intent is None or intent["status"] != "succeeded":
+                return 400, {
+                    "error": {
+                        "type": "invalid_request_error",
+                        "message": "This PaymentIntent has no charge to refund",
+                    }
+                }
+            refund = {
+                "id": "re_" + secrets.token_hex(8),
+                "object": "refund",
+                "payment_intent": intent["id"],
+                "amount": intent["amount"],
+                "status": "succeeded",
+            }
+            self.refunds.append(refund)
+            return 200, refund
+        return 404, {"error": {"type": "invalid_request_error", "message": "Unknown path"}}
+
+    def _handler(self):
+        stub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self, method: str) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length).decode() if length else ""
+                path = self.path.split("?", 1)[0]
+                status, data = stub._answer(method, path, self.headers, body)
+                raw = json.dumps(data).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.send_header("Request-Id", "req_" + secrets.token_hex(6))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                self._serve("GET")
+
+            def do_POST(self) -> None:  # noqa: N802
+                self._serve("POST")
+
+            def log_message(self, *args) -> None:
+                pass
+
+        return Handler
+
+
+def event(kind: str, intent: dict, *, event_id: str | None = None) -> dict:
+    """A Stripe event envelope around an intent snapshot."""
+    return {
+        "id": event_id or "evt_" + secrets.token_hex(8),
+        "object": "event",
+        "type": kind,
+        "created": int(time.time()),
+        "data": {"object": intent},
+        "livemode": False,
+    }
+
+
+def signed(payload: dict, secret: str, *, timestamp: int | None = None) -> tuple[str, dict]:
+    """Body and headers of a delivery signed as Stripe signs it (t=...,v1=HMAC-SHA256)."""
+    body = json.dumps(payload)
+    header = stripe.WebhookSignature.generate_signature_header(body, secret, timestamp=timestamp)
+    return body, {"Stripe-Signature": header, "Content-Type": "application/json"}

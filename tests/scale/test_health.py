@@ -1,0 +1,51 @@
+"""GET /healthz for the proxy, and the 503 a user gets when the database cannot be reached."""
+
+from __future__ import annotations
+
+from bench.servers import free_port
+from shop import create_app
+
+
+def test_healthz_is_ok_when_the_database_answers(client):
+    response = client.get("/healthz")
+
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok", "checks": {"database": "ok"}}
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+def unreachable_app():
+    """An app whose PostgreSQL is down: nobody listens on its port."""
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/farmlive"
+    return create_app("config.TestConfig", SQLALCHEMY_DATABASE_URI=url)
+
+
+def test_healthz_is_503_when_the_database_is_down():
+    response = unreachable_app().test_client().get("/healthz")
+
+    assert response.status_code == 503
+    assert response.get_json()["status"] == "unavailable"
+    assert response.get_json()["checks"]["database"].startswith("error")
+
+
+def test_api_answers_503_in_the_error_shape_when_the_database_is_down():
+    client = unreachable_app().test_client()
+
+    response = client.get("/api/v1/products")
+
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "2"
+    assert response.get_json() == {
+        "error": {
+            "code": "unavailable",
+            "message": "A service we depend on is unavailable; try again.",
+            "fields": {},
+        }
+    }
+
+
+def test_a_page_answers_503_not_500_when_the_database_is_down():
+    response = unreachable_app().test_client().get("/")
+
+    assert response.status_code == 503
+    assert "unavailable" in response.get_data(as_text=True)
