@@ -71,6 +71,8 @@ class Config:
     RUN_BACKGROUND_TASKS = os.environ.get("RUN_BACKGROUND_TASKS", "1") == "1"
     AUTO_DELIVER_DAYS = _env_float("AUTO_DELIVER_DAYS", 15.0)
     TIMEZONE = os.environ.get("TIMEZONE", "Asia/Shanghai")
+    # PostgreSQL work_mem for a report's own read transaction, so its sorts stay in memory.
+    REPORTS_WORK_MEM = os.environ.get("REPORTS_WORK_MEM", "64MB")
 
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = int(os.environ.get("PORT", "5000"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from urllib.parse import urlparse
 
 from flask import url_for
@@ -82,7 +83,7 @@ class SessionCreateSchema(BaseSchema):
     stream_url = StreamUrlField(
         load_default=None, allow_none=True, validate=validate.Length(max=1000)
     )
-    scheduled_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=None)
+    scheduled_at = fields.AwareDateTime(load_default=None, allow_none=True, default_timezone=UTC)
 
 
 class SessionSchema(BaseSchema):

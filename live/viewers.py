@@ -155,32 +155,48 @@ def record_count(session_id: int, viewers: int, *, now=None) -> None:
 
 # --- broadcasting the count, at most once per second per session ------------------------------
 
-_last_sent: dict[int, float] = {}
-_pending: set[int] = set()
-_lock = threading.Lock()
+
+class _Pacer:
+    """Per app: when each session's count was last sent and which have a send pending."""
+
+    def __init__(self) -> None:
+        self.last_sent: dict[int, float] = {}
+        self.pending: set[int] = set()
+        self.lock = threading.Lock()
+
+
+def _pacer(app: Flask) -> _Pacer:
+    return app.extensions.setdefault("farmlive.live_viewer_pacer", _Pacer())
 
 
 def announce(app: Flask, session_id: int) -> None:
     """Send the room its viewer count now, or once at the end of the current interval."""
-    with _lock:
-        wait = _last_sent.get(session_id, 0.0) + BROADCAST_INTERVAL - time.monotonic()
+    pacer = _pacer(app)
+    with pacer.lock:
+        wait = pacer.last_sent.get(session_id, 0.0) + BROADCAST_INTERVAL - time.monotonic()
         if wait > 0:
-            if session_id in _pending:
+            if session_id in pacer.pending:
                 return
-            _pending.add(session_id)
+            pacer.pending.add(session_id)
         else:
-            _last_sent[session_id] = time.monotonic()
+            pacer.last_sent[session_id] = time.monotonic()
     if wait <= 0:
         _send_count(app, session_id)
         return
-    socketio.start_background_task(_send_later, app, session_id, wait)
+    try:
+        socketio.start_background_task(_send_later, app, session_id, wait)
+    except Exception:
+        with pacer.lock:
+            pacer.pending.discard(session_id)
+        raise
 
 
 def _send_later(app: Flask, session_id: int, wait: float) -> None:
+    pacer = _pacer(app)
     socketio.sleep(wait)
-    with _lock:
-        _pending.discard(session_id)
-        _last_sent[session_id] = time.monotonic()
+    with pacer.lock:
+        pacer.pending.discard(session_id)
+        pacer.last_sent[session_id] = time.monotonic()
     _send_count(app, session_id)
 
 

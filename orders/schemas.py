@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields, validate
 
-from shop.schemas import BaseSchema
+from shop.schemas import ID, BaseSchema
 
 PHONE = validate.Regexp(r"^\+?[0-9][0-9 \-]{4,19}$", error="Enter a phone number.")
 
@@ -17,7 +17,7 @@ class AddressSchema(BaseSchema):
 
 
 class OrderLineSchema(BaseSchema):
-    variant_id = fields.Int(required=True, strict=True, validate=validate.Range(min=1))
+    variant_id = fields.Int(required=True, strict=True, validate=ID)
     quantity = fields.Int(required=True, strict=True, validate=validate.Range(min=1, max=99))
 
 

@@ -51,8 +51,10 @@ def stripe_webhook():
     try:
         event = json.loads(payload)
         event_id, kind, obj = event["id"], event["type"], event["data"]["object"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         raise BadWebhook("The webhook body is not a Stripe event.", fields={}) from None
+    if not (_is_id(event_id) and _is_id(kind, 80) and isinstance(obj, dict)):
+        raise BadWebhook("The webhook body is not a Stripe event.", fields={})
     return jsonify({"received": True, "result": handle_event(event_id, kind, obj)})
 
 
@@ -81,8 +83,13 @@ def handle_event(event_id: str, kind: str, obj: dict) -> str:
     return result
 
 
+def _is_id(value: object, longest: int = 255) -> bool:
+    """Stripe ids and types are short printable strings; nothing else names an event or intent."""
+    return isinstance(value, str) and 0 < len(value) <= longest and value.isprintable()
+
+
 def _apply(kind: str, obj: dict) -> str:
-    if not kind.startswith("payment_intent.") or not obj.get("id"):
+    if not kind.startswith("payment_intent.") or not _is_id(obj.get("id")):
         return "ignored"
     intent_id = obj["id"]
     order = _order_for(intent_id, obj)
@@ -108,8 +115,9 @@ def _order_for(intent_id: str, obj: dict) -> Order | None:
     order = db.session.scalar(select(Order).where(Order.payment_intent_id == intent_id))
     if order is not None:
         return order
-    order_id = str((obj.get("metadata") or {}).get("order_id") or "")
-    if order_id.isdigit():
+    metadata = obj.get("metadata")
+    order_id = str(metadata.get("order_id") or "") if isinstance(metadata, dict) else ""
+    if order_id.isascii() and order_id.isdigit() and int(order_id) < 2**31:
         candidate = db.session.get(Order, int(order_id))
         if candidate is not None and candidate.payment_intent_id in (None, intent_id):
             return candidate

@@ -6,14 +6,18 @@ import logging
 
 from flask import Flask, request
 from flask_login import current_user
+from werkzeug.exceptions import BadRequest
+from werkzeug.routing import IntegerConverter
 
 from shop import database  # noqa: F401 - SQLite pragmas and BEGIN modes
 from shop import extensions as ext
+from shop.i18n import N_
 
 
 def create_app(config_object: str | object = "config.Config", **overrides) -> Flask:
     """Build the app. No side effects beyond binding extensions: no migrations, no network."""
     app = Flask(__name__, instance_path=_instance_path())
+    app.url_map.converters["int"] = DatabaseIdConverter
     app.config.from_object(config_object)
     app.config.update(overrides)
     _configure_engine(app)
@@ -30,6 +34,13 @@ def create_app(config_object: str | object = "config.Config", **overrides) -> Fl
     register_commands(app)
     register_template_helpers(app)
     return app
+
+
+class DatabaseIdConverter(IntegerConverter):
+    """`<int:id>` stops at the largest database integer: a bigger id is 404, not an overflow."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=2**31 - 1, signed=False) -> None:  # noqa: A002
+        super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
 def _instance_path() -> str:
@@ -60,6 +71,7 @@ def register_extensions(app: Flask) -> None:
     ext.db.init_app(app)
     ext.migrate.init_app(app, ext.db, directory=str(_root() / "migrations"), render_as_batch=True)
     ext.login_manager.init_app(app)
+    app.before_request(_refuse_malformed_bodies)  # before the CSRF check reads the form
     ext.csrf.init_app(app)
     ext.limiter.init_app(app)
     ext.babel.init_app(app, locale_selector=_select_locale)
@@ -80,6 +92,27 @@ def register_extensions(app: Flask) -> None:
     accounts.init_app(app)
     import live.models  # noqa: F401 - every model known to metadata and Alembic
     import orders.models  # noqa: F401
+
+
+def _refuse_malformed_bodies() -> None:
+    """400 for bodies the parsers downstream would crash on instead of refusing.
+
+    A multipart part without a name trips Flask-WTF's CSRF check; JSON that `json.loads`
+    refuses with a plain ValueError (a number of 5,000 digits) gets past webargs' handler.
+    """
+    from shop.errors import Malformed
+
+    if request.mimetype == "multipart/form-data" and (
+        None in request.form or None in request.files
+    ):
+        raise Malformed(N_("Every part of a multipart form needs a name."))
+    if request.path.startswith("/api/") and request.is_json and request.get_data(cache=True):
+        try:
+            request.get_json()  # Flask turns any ValueError from json.loads into BadRequest
+        except BadRequest:
+            raise Malformed(
+                N_("The body is not valid JSON."), fields={"json": ["Invalid JSON body."]}
+            ) from None
 
 
 API_MODULES = (

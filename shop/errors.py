@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, Response, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 from shop.i18n import N_
@@ -40,6 +41,10 @@ class Invalid(DomainError):
 
 class Conflict(DomainError):
     status, code, message = 409, "conflict", N_("The request conflicts with the current state.")
+
+
+class Malformed(DomainError):
+    status, code, message = 400, "bad_request", N_("The request body is malformed.")
 
 
 class ServiceUnavailable(DomainError):
@@ -135,6 +140,16 @@ def register_errorhandlers(app: Flask) -> None:
             return _page(400, message)
         return _crash(err)
 
+    @app.errorhandler(OverflowError)
+    def _overflow(err: OverflowError):
+        """A number too large for the database (SQLite's driver refuses it) is bad input."""
+        return _out_of_range(err)
+
+    @app.errorhandler(DataError)
+    def _bad_data(err: DataError):
+        """The database refused a value (PostgreSQL: number out of range, text too long)."""
+        return _out_of_range(err)
+
     @app.errorhandler(Exception)
     def _crash(err: Exception):
         if is_outage(err):
@@ -145,6 +160,15 @@ def register_errorhandlers(app: Flask) -> None:
         return _page(500, N_("Something went wrong on our side."))
 
 
+def _out_of_range(err: Exception):
+    """400 for a value our validation let through but the database cannot store; logged to fix."""
+    log.warning("value out of range on %s %s: %s", request.method, request.path, err)
+    message = N_("A value in the request is out of range.")
+    if wants_json():
+        return error_response(400, "bad_request", message)
+    return _page(400, message)
+
+
 def is_outage(err: BaseException) -> bool:
     """True when a database or Redis we depend on is unreachable (restart, network), not a bug."""
     from redis.exceptions import ConnectionError as RedisConnectionError
@@ -152,9 +176,19 @@ def is_outage(err: BaseException) -> bool:
     from sqlalchemy.exc import DBAPIError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    if isinstance(err, OperationalError | PoolTimeout | RedisConnectionError | RedisTimeout):
+    if isinstance(err, PoolTimeout | RedisConnectionError | RedisTimeout):
         return True
-    return isinstance(err, DBAPIError) and bool(err.connection_invalidated)
+    if not isinstance(err, DBAPIError):
+        return False
+    if err.connection_invalidated:
+        return True
+    # Connection-level failures only (no SQLSTATE: refused, reset; 08 connection exception;
+    # 57P shutdown/starting up; 53 too many connections). A deadlock or serialization failure
+    # is a bug to see in the logs, not an outage. SQLite's errors ("locked") have no SQLSTATE.
+    sqlstate = getattr(err.orig, "sqlstate", None)
+    return isinstance(err, OperationalError) and (
+        sqlstate is None or sqlstate.startswith(("08", "57P", "53"))
+    )
 
 
 def _unavailable(err: BaseException):

@@ -52,6 +52,8 @@ ERROR_TEXTS = {
     "chat_closed": _l("Chat is closed: the session has ended."),
     "too_many_messages": _l("You are sending messages too fast."),
     "unauthorized": _l("Log in first."),
+    "bad_credentials": _l("Wrong email or password."),
+    "email_taken": _l("An account with this email already exists."),
     "forbidden": _l("You are not allowed to do this."),
     "not_host": _l("Only this session's host or an admin can do this."),
     "invalid": _l("Some fields are invalid."),
@@ -121,51 +123,59 @@ _FIXED = (
 _PATTERNS = tuple(
     (re.compile(pattern), template)
     for pattern, template in (
-        (r"^Length must be between (\d+) and (\d+)\.$", _l("Between %(a)s and %(b)s characters.")),
-        (r"^Shorter than minimum length (\d+)\.$", _l("At least %(a)s characters.")),
-        (r"^Longer than maximum length (\d+)\.$", _l("At most %(a)s characters.")),
+        (r"^Length must be between (\d+) and (\d+)\.$", N_("Between %(a)s and %(b)s characters.")),
+        (r"^Shorter than minimum length (\d+)\.$", N_("At least %(a)s characters.")),
+        (r"^Longer than maximum length (\d+)\.$", N_("At most %(a)s characters.")),
         (
             r"^Must be greater than or equal to (-?\d+) and less than or equal to (-?\d+)\.$",
-            _l("Must be from %(a)s to %(b)s."),
+            N_("Must be from %(a)s to %(b)s."),
         ),
-        (r"^Must be greater than or equal to (-?\d+)\.$", _l("Must be %(a)s or more.")),
-        (r"^Must be one of:? (.+)\.$", _l("Must be one of: %(a)s.")),
-        (r"^The photo is larger than (\d+) KB\.$", _l("The photo is larger than %(a)s KB.")),
+        (r"^Must be greater than or equal to (-?\d+)\.$", N_("Must be %(a)s or more.")),
+        (r"^Must be one of:? (.+)\.$", N_("Must be one of: %(a)s.")),
+        (r"^The photo is larger than (\d+) KB\.$", N_("The photo is larger than %(a)s KB.")),
         (
             r"^Only JPEG, PNG or WebP photos are accepted \(this is (.+)\)\.$",
-            _l("Only JPEG, PNG or WebP photos are accepted (this is %(a)s)."),
+            N_("Only JPEG, PNG or WebP photos are accepted (this is %(a)s)."),
         ),
         (
             r"^Order (\S+) is (\w+); it cannot be refunded\.$",
-            _l("Order %(a)s is %(b)s; it cannot be refunded."),
+            N_("Order %(a)s is %(b)s; it cannot be refunded."),
         ),
-        (r"^Order (\S+) is (\w+), not shipped\.$", _l("Order %(a)s is %(b)s, not shipped yet.")),
-        (r"^Order (\S+) is (\w+); nothing to pay\.$", _l("Order %(a)s is %(b)s; nothing to pay.")),
+        (r"^Order (\S+) is (\w+), not shipped\.$", N_("Order %(a)s is %(b)s, not shipped yet.")),
+        (r"^Order (\S+) is (\w+); nothing to pay\.$", N_("Order %(a)s is %(b)s; nothing to pay.")),
         (
             r"^Shipment of order (\S+) is (\w+); it cannot be packed\.$",
-            _l("The shipment of order %(a)s is %(b)s; it cannot be packed."),
+            N_("The shipment of order %(a)s is %(b)s; it cannot be packed."),
         ),
         (
             r"^Shipment of order (\S+) is (\w+); it cannot be shipped\.$",
-            _l("The shipment of order %(a)s is %(b)s; it cannot be shipped."),
+            N_("The shipment of order %(a)s is %(b)s; it cannot be shipped."),
         ),
-        (r"^No order numbered (.+)\.$", _l("No order numbered %(a)s.")),
+        (r"^No order numbered (.+)\.$", N_("No order numbered %(a)s.")),
         (
             r"^Order (\S+) has nothing from this cooperative\.$",
-            _l("Order %(a)s has nothing from this cooperative."),
+            N_("Order %(a)s has nothing from this cooperative."),
         ),
         (
             r"^Order (\S+) is (\w+); only pending or packed ship\.$",
-            _l("Order %(a)s is %(b)s; only pending or packed orders ship."),
+            N_("Order %(a)s is %(b)s; only pending or packed orders ship."),
         ),
-        (r"^The (.+) is missing\.$", _l("The %(a)s is missing.")),
+        (
+            r"^The header must name the columns order number, carrier, tracking number; "
+            r"missing: (.+)\.$",
+            N_(
+                "The header must name the columns order number, carrier, tracking number;"
+                " missing: %(a)s."
+            ),
+        ),
+        (r"^The (.+) is missing\.$", N_("The %(a)s is missing.")),
         (
             r"^The (.+) is longer than (\d+) characters\.$",
-            _l("The %(a)s is longer than %(b)s characters."),
+            N_("The %(a)s is longer than %(b)s characters."),
         ),
         (
             r"^Order (\S+) appears again \(first on line (\d+)\)\.$",
-            _l("Order %(a)s appears again (first on line %(b)s)."),
+            N_("Order %(a)s appears again (first on line %(b)s)."),
         ),
     )
 )
@@ -182,9 +192,19 @@ def translate_message(message: object) -> str:
     for pattern, template in _PATTERNS:
         match = pattern.match(text)
         if match:
-            values = [gettext(status_label(value)) for value in match.groups()]
-            return str(template) % dict(zip("abc", values, strict=False))
+            translated = gettext(template)
+            if translated == template:  # English page, or no translation yet
+                return text
+            values = [_translate_value(value) for value in match.groups()]
+            return translated % dict(zip("abc", values, strict=False))
     return text
+
+
+def _translate_value(value: str) -> str:
+    """A value inside a message: a status code or a known word (each, in a list) as words."""
+    parts = value.split(", ")
+    words = [gettext(status_label(part)) for part in parts]
+    return value if words == parts else "、".join(words)
 
 
 def status_label(status: object) -> str:

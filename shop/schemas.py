@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from flask import current_app, url_for
 from flask_smorest.fields import Upload
-from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate, validates
+from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
 
 from shop.i18n import N_
 from shop.models import Role
@@ -19,6 +21,27 @@ class BaseSchema(Schema):
     class Meta:
         unknown = EXCLUDE
         ordered = True
+
+    @pre_load
+    def _refuse_nul(self, data, **_kw):
+        """PostgreSQL text cannot hold NUL characters: refuse them as invalid, field by field."""
+        if isinstance(data, Mapping):
+            bad = {
+                key: [N_("Must not contain NUL characters.")] for key in data if _has_nul(data[key])
+            }
+            if bad:
+                raise ValidationError(bad)
+        return data
+
+
+def _has_nul(value) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, Mapping):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
 
 
 def _not_blank(value: str) -> None:
@@ -123,7 +146,7 @@ class ProductSchema(BaseSchema):
 
     @validates("variants")
     def _distinct_names(self, variants: list[dict], **_kw) -> None:
-        names = [v["name"].strip() for v in variants]
+        names = [v["name"].strip() for v in variants if isinstance(v.get("name"), str)]
         if len(set(names)) != len(names):
             raise ValidationError(N_("Variant names must differ."))
 

@@ -38,7 +38,7 @@
   function setStatus(status) {
     state.status = status;
     var badge = $("status-badge");
-    badge.textContent = status; badge.className = "badge " + status; badge.dataset.status = status;
+    badge.textContent = text[status] || status; badge.className = "badge " + status; badge.dataset.status = status;
     $("console").dataset.status = status;
     $("start-button").hidden = status !== "scheduled";
     $("end-button").hidden = status === "ended";
@@ -79,7 +79,8 @@
         input.setAttribute("aria-label", text.live_price + " " + v.name);
         return el("label", { className: "variant-row" }, [
           el("span", { text: v.name + " " }), el("s", { className: "muted", text: money(v.price) }),
-          el("small", { className: "muted variant-stock", text: " " + text.stock + " " + v.stock }), input,
+          el("small", { className: "muted variant-stock", text: " " + text.stock + " " + v.stock }),
+          el("small", { className: "live-price-label", text: text.live_price }), input,
         ]);
       });
       var limit = el("input", { type: "number", min: "1", step: "1", className: "limit-input", placeholder: text.limit });

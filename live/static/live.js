@@ -90,13 +90,15 @@
     var list = $("variant-list");
     var before = keep && selectedVariant();
     list.textContent = "";
-    state.pin.variants.forEach(function (v, i) {
+    var inStock = state.pin.variants.filter(function (v) { return v.stock > 0; });
+    var defaultId = (inStock[0] || state.pin.variants[0]).id;
+    state.pin.variants.forEach(function (v) {
       var label = document.createElement("label");
       label.className = "variant";
       var input = document.createElement("input");
       input.type = "radio"; input.name = "variant"; input.value = v.id;
       input.disabled = v.stock <= 0;
-      input.checked = before ? before.id === v.id : (i === 0 || (list.querySelector("input:checked") === null && v.stock > 0));
+      input.checked = before ? before.id === v.id : v.id === defaultId;
       var name = document.createElement("span"); name.textContent = v.name + " ";
       var live = document.createElement("strong"); live.className = "price"; live.textContent = money(v.live_price);
       var regular = document.createElement("s"); regular.className = "muted"; regular.textContent = v.price !== v.live_price ? " " + money(v.price) : "";
@@ -190,6 +192,15 @@
     if (m.kind === "question") {
       var badge = document.createElement("small"); badge.className = "answered-badge"; badge.textContent = " ✓ " + text.answered;
       li.appendChild(badge);
+      var votes = document.createElement("button");
+      votes.type = "button"; votes.className = "link vote"; votes.textContent = " +" + (m.votes || 0);
+      votes.title = text.me_too;
+      votes.addEventListener("click", function () {
+        if (!state.loggedIn) return;
+        api("POST", "/live-sessions/" + sessionId + "/messages/" + m.id + "/vote")
+          .then(function (q) { votes.textContent = " +" + q.votes; }).catch(function () {});
+      });
+      li.appendChild(votes);
     }
     return li;
   }
@@ -270,7 +281,10 @@
     socket.on("message_update", function (m) {
       var el = document.querySelector('.msg[data-id="' + m.id + '"]');
       if (!el) return;
-      if (m.hidden) el.remove(); else el.classList.toggle("answered", !!m.answered);
+      if (m.hidden) { el.remove(); return; }
+      el.classList.toggle("answered", !!m.answered);
+      var votes = el.querySelector(".vote");
+      if (votes) votes.textContent = " +" + m.votes;
     });
     socket.on("status", function (m) { if (m.session_id === sessionId) setStatus(m.status); });
   } else {

@@ -9,7 +9,7 @@ from webargs.fields import DelimitedList
 from orders.models import ShipmentStatus
 from orders.schemas import ShipmentSchema as BaseShipmentSchema
 from shop.i18n import N_
-from shop.schemas import BaseSchema
+from shop.schemas import ID, BaseSchema
 
 STATUSES = [s.value for s in ShipmentStatus]
 
@@ -39,8 +39,10 @@ class ShipmentQuerySchema(BaseSchema):
     """`status` takes one status or several separated by commas; default: all but cancelled."""
 
     status = DelimitedList(fields.Str(validate=validate.OneOf(STATUSES)))
-    live_session_id = fields.Int()
-    cooperative_id = fields.Int(metadata={"description": "admins only: one cooperative"})
+    live_session_id = fields.Int(validate=ID)
+    cooperative_id = fields.Int(
+        validate=ID, metadata={"description": "admins only: one cooperative"}
+    )
 
 
 class ShipSchema(BaseSchema):
@@ -60,8 +62,10 @@ class PickListSchema(BaseSchema):
 
 
 class PickListQuerySchema(BaseSchema):
-    live_session_id = fields.Int()
-    cooperative_id = fields.Int(metadata={"description": "admins only: one cooperative"})
+    live_session_id = fields.Int(validate=ID)
+    cooperative_id = fields.Int(
+        validate=ID, metadata={"description": "admins only: one cooperative"}
+    )
 
 
 class CsvUploadSchema(BaseSchema):
@@ -69,4 +73,6 @@ class CsvUploadSchema(BaseSchema):
 
 
 class ImportQuerySchema(BaseSchema):
-    cooperative_id = fields.Int(metadata={"description": "admins: whose shipments the file ships"})
+    cooperative_id = fields.Int(
+        validate=ID, metadata={"description": "admins: whose shipments the file ships"}
+    )

@@ -11,16 +11,17 @@ def _join(sio, session_id: int, **extra) -> dict:
     return sio.emit("join", {"session_id": session_id, **extra}, namespace="/live", callback=True)
 
 
-def _wait_for(sio, name: str, timeout: float = 3.0) -> list[dict]:
-    """Viewer counts are coalesced to one per second, so poll for them."""
+def _count_becomes(sio, expected: int, timeout: float = 10.0) -> int:
+    """Viewer counts are paced to one per second per room: wait for the room to hear `expected`."""
     deadline = time.monotonic() + timeout
-    seen: list[dict] = []
+    last = None
     while time.monotonic() < deadline:
-        seen += events(sio, name)
-        if seen:
-            return seen
+        for event in events(sio, "viewers"):
+            last = event["count"]
+        if last == expected:
+            return last
         time.sleep(0.05)
-    return seen
+    return last
 
 
 def test_join_acks_the_state_and_counts_viewers(live, socket_client):
@@ -34,14 +35,9 @@ def test_join_acks_the_state_and_counts_viewers(live, socket_client):
 
     second = socket_client()
     assert _join(second, live.session_id)["state"]["viewers"] == 2
-    counts = [e["count"] for e in _wait_for(first, "viewers", timeout=3)]
-    while counts[-1] != 2:
-        counts += [e["count"] for e in _wait_for(first, "viewers")]
+    assert _count_becomes(first, 2) == 2
     second.disconnect(namespace="/live")
-    counts = []
-    while not counts or counts[-1] != 1:
-        counts += [e["count"] for e in _wait_for(first, "viewers")]
-    assert counts[-1] == 1
+    assert _count_becomes(first, 1) == 1
 
 
 def test_join_records_unique_viewers_and_peak(live, socket_client, factory, login_as, app):

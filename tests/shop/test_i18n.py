@@ -158,3 +158,20 @@ def test_order_status_and_service_messages_are_translated(zh_app) -> None:
     short = page.post("/register", {"name": "王", "email": "wang@example.com", "password": "short"})
     assert short.status_code == 422
     assert "长度需在 8 到 128 个字符之间" in short.get_data(as_text=True)
+
+
+def test_service_messages_with_values_read_naturally(zh_app) -> None:
+    from shop.i18n import translate_message
+
+    refused = "Order FL42 is paid; it cannot be refunded."
+    header = (
+        "The header must name the columns order number, carrier, tracking number; "
+        "missing: carrier, tracking number."
+    )
+    with zh_app.test_request_context("/"):
+        assert translate_message(refused) == "订单 FL42 当前为“已支付”，不能退款。"
+        assert translate_message(header).endswith("缺少：快递公司、运单号。")
+        assert translate_message("Shorter than minimum length 8.") == "至少 8 个字符。"
+        assert translate_message("Made up by a future service.") == "Made up by a future service."
+    with zh_app.test_request_context("/?lang=en"):
+        assert translate_message(refused) == refused and translate_message(header) == header

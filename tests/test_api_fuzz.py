@@ -1,0 +1,193 @@
+"""Fuzz every operation of the served OpenAPI document: bad input is a 4xx in API.md's shape.
+
+Schemathesis generates valid and invalid requests for each operation (in-process WSGI, a fixed
+seed, derandomized) against demo data with a live session, a pin and orders, once logged out and
+once as an admin with the CSRF token. Every answer must be below 500 and JSON (CSV exports and
+204 aside); every 4xx must be `{"error": {"code", "message", "fields"}}` and change nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("schemathesis")
+
+import schemathesis  # noqa: E402
+from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
+from hypothesis.errors import Unsatisfiable  # noqa: E402
+from schemathesis.generation.modes import GenerationMode  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
+
+from tests.conftest import make_app  # noqa: E402
+
+EXAMPLES = 8  # per operation, mode and path-id choice: keeps both runs well under a minute
+ADMIN = "admin@farmlive.test"
+ADDRESS = {
+    "name": "张女士",
+    "phone": "13800000000",
+    "region": "新疆 尉犁县",
+    "detail": "人民路 1 号",
+}
+# These change who the client is; the logged-in run must stay the admin it set out as.
+SKIP_LOGGED_IN = {"POST /api/v1/auth/logout", "POST /api/v1/auth/register"}
+
+
+@pytest.fixture
+def fuzz_app(database_url: str, tmp_path: Path):
+    """Demo data plus a live session with a pin, a paid order and an unpaid one (ids 1, 2)."""
+    from shop.extensions import db
+
+    app = make_app(database_url, tmp_path, RATELIMIT_ENABLED=False)
+    app.json.sort_keys = False  # generated bodies may mix key types; the client must send them
+    with app.test_request_context():
+        _seed(db)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+def _seed(db) -> None:
+    from live import services as live_services
+    from orders.services import Line, mark_paid, place_order
+    from shop.demo import seed
+    from shop.models import User
+
+    for _line in seed():
+        pass
+    host = db.session.scalar(select(User).where(User.email == "host@farmlive.test"))
+    buyer = db.session.scalar(select(User).where(User.email == "buyer@farmlive.test"))
+    live_services.start_session(host, 1)
+    live_services.pin_product(host, 1, product_id=1, per_buyer_limit=3)
+    paid = place_order(buyer, [Line(1, 1), Line(7, 2)], ADDRESS)
+    mark_paid(paid.id, provider="demo")
+    place_order(buyer, [Line(2, 1)], ADDRESS)
+
+
+def _fingerprint(db) -> tuple:
+    """What a refused request must leave alone: row counts, stock and prices."""
+    from live.models import LiveSession, Message, Pin
+    from orders.models import Order, OrderEvent, Shipment
+    from shop.models import Cooperative, Product, User, Variant
+
+    counts = tuple(
+        db.session.scalar(select(func.count()).select_from(model))
+        for model in (Order, OrderEvent, Shipment, Product, Variant, User, Cooperative)
+        + (LiveSession, Message, Pin)
+    )
+    stock, prices = db.session.execute(
+        select(func.sum(Variant.stock), func.sum(Variant.price))
+    ).one()
+    statuses = tuple(db.session.scalars(select(Order.status).order_by(Order.id)))
+    db.session.remove()
+    return counts + (stock, prices, statuses)
+
+
+def _problem(response, path: str) -> str | None:
+    """Why this answer breaks API.md's error rules, or None."""
+    status = response.status_code
+    ctype = (response.headers.get("content-type") or [""])[0]
+    if status >= 500:
+        return f"{status}: {response.content[:200]!r}"
+    if status == 204 or (status < 300 and "text/csv" in ctype):
+        return None
+    if "json" not in ctype:
+        return f"{status} answered with {ctype!r}, not JSON"
+    if status < 400:
+        return None
+    try:
+        error = json.loads(response.content)["error"]
+        assert set(error) == {"code", "message", "fields"}
+        assert isinstance(error["code"], str) and isinstance(error["message"], str)
+        assert isinstance(error["fields"], dict)
+    except (ValueError, KeyError, TypeError, AssertionError):
+        return f"{status} error body not in API.md's shape: {response.content[:200]!r}"
+    return None
+
+
+def _fuzz(app, client, headers: dict, skip: set[str]) -> list[str]:
+    """Run every operation in both generation modes; return what went wrong, one line each."""
+    from shop.extensions import db
+
+    schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", app)
+    failures: list[str] = []
+    operations = [result.ok() for result in schema.get_all_operations()]
+    assert len(operations) > 40, "the OpenAPI document lost its operations"
+    for operation in operations:
+        label = f"{operation.method.upper()} {operation.path}"
+        if label in skip:
+            continue
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            # generated ids mostly miss; id 1 reaches real rows (the session, order, product)
+            for ids in (None, {p.name: 1 for p in operation.path_parameters} or None):
+                strategy = operation.as_strategy(mode, path_parameters=ids)
+                _run(strategy, _check(app, db, client, headers, label, failures))
+    return failures
+
+
+def _check(app, db, client, headers: dict, label: str, failures: list[str]) -> Callable:
+    def check(case) -> None:
+        with app.app_context():
+            before = _fingerprint(db)
+        response = case.call(session=client, headers=headers)
+        problem = _problem(response, case.path)
+        if problem is None and 400 <= response.status_code < 500:
+            with app.app_context():
+                if _fingerprint(db) != before:
+                    problem = f"{response.status_code} but the database changed"
+        if problem:
+            failures.append(f"{label} {case.path_parameters} {case.query} -> {problem}")
+
+    return check
+
+
+def _run(strategy, check: Callable) -> None:
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        database=None,
+        deadline=None,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(strategy)
+    def run(case) -> None:
+        check(case)
+
+    try:
+        run()
+    except Unsatisfiable:
+        pass  # nothing to make invalid in this operation (no parameters, no body)
+
+
+def _summary(failures: list[str]) -> str:
+    unique = sorted(set(failures))
+    return f"{len(unique)} problems:\n" + "\n".join(unique[:40])
+
+
+@pytest.mark.only_db("sqlite")
+def test_fuzz_logged_out(fuzz_app) -> None:
+    client = fuzz_app.test_client()
+    token = client.get("/api/v1/auth/csrf").get_json()["csrf_token"]
+    failures = _fuzz(fuzz_app, client, {"X-CSRFToken": token}, skip=set())
+    assert not failures, _summary(failures)
+
+
+@pytest.mark.only_db("sqlite")
+def test_fuzz_logged_in_as_admin(fuzz_app) -> None:
+    from shop.demo import DEMO_PASSWORD
+
+    client = fuzz_app.test_client()
+    token = client.get("/api/v1/auth/csrf").get_json()["csrf_token"]
+    login = {"email": ADMIN, "password": DEMO_PASSWORD}
+    response = client.post("/api/v1/auth/login", json=login, headers={"X-CSRFToken": token})
+    assert response.status_code == 200, response.get_json()
+    token = client.get("/api/v1/auth/csrf").get_json()["csrf_token"]
+    failures = _fuzz(fuzz_app, client, {"X-CSRFToken": token}, skip=SKIP_LOGGED_IN)
+    me = client.get("/api/v1/auth/me").get_json()
+    assert me["email"] == ADMIN, "the run must have stayed logged in as the admin"
+    assert not failures, _summary(failures)
