@@ -74,6 +74,10 @@ class Config:
     # PostgreSQL work_mem for a report's own read transaction, so its sorts stay in memory.
     REPORTS_WORK_MEM = os.environ.get("REPORTS_WORK_MEM", "64MB")
 
+    # Behind nginx: trust this many proxies' X-Forwarded-For/-Proto (client address for rate
+    # limits, https for cookies). 0 when the app is reached directly.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
     HOST = os.environ.get("HOST", "127.0.0.1")
     PORT = int(os.environ.get("PORT", "5000"))
 
@@ -87,6 +91,8 @@ class Config:
     RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") == "1"
     LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
     RATELIMIT_HEADERS_ENABLED = True  # a 429 says when to retry (Retry-After)
+    # Stock news to viewers is coalesced: at most one `stock` event per variant per interval.
+    STOCK_BROADCAST_INTERVAL = _env_float("STOCK_BROADCAST_INTERVAL", 0.5)
     CHAT_RATE_LIMIT_SECONDS = _env_float("CHAT_RATE_LIMIT_SECONDS", 2.0)
 
     SESSION_COOKIE_HTTPONLY = True
@@ -128,5 +134,6 @@ class TestConfig(Config):
     STRIPE_WEBHOOK_SECRET = None
     REDIS_URL = None
     RATELIMIT_STORAGE_URI = "memory://"
+    STOCK_BROADCAST_INTERVAL = 0.0
     # Same scheme, far cheaper parameters: hashing a password costs ~0.4 s with the defaults.
     PASSWORD_HASH_METHOD = "scrypt:1024:8:1"

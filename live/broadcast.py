@@ -6,9 +6,15 @@ publishes through the message queue, so viewers connected to any server process 
 
 from __future__ import annotations
 
+import logging
+import threading
 from typing import Any
 
+from flask import Flask
+
 from shop.extensions import socketio
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = "/live"
 
@@ -20,3 +26,58 @@ def room(session_id: int) -> str:
 def emit(event: str, data: dict[str, Any], session_id: int) -> None:
     """Send `event` to everyone watching `session_id`."""
     socketio.emit(event, data, to=room(session_id), namespace=NAMESPACE)
+
+
+class StockNews:
+    """Coalesces stock news: at most one `stock` event per variant per interval, latest value.
+
+    A flash sale changes one variant's stock hundreds of times a second; sending each change to
+    every viewer costs more than the checkouts themselves. Changes are collected and, after
+    STOCK_BROADCAST_INTERVAL seconds, the current stock of every changed variant is read once and
+    sent. With an interval of 0 the news goes out at once (tests use that).
+    """
+
+    def __init__(self) -> None:
+        self._pending: set[int] = set()
+        self._scheduled = False
+        self._lock = threading.Lock()
+
+    def changed(self, app: Flask, variant_ids: list[int]) -> None:
+        interval = float(app.config.get("STOCK_BROADCAST_INTERVAL", 0.5))
+        if interval <= 0:
+            self._send(app, set(variant_ids))
+            return
+        with self._lock:
+            self._pending.update(variant_ids)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        socketio.start_background_task(self._send_later, app, interval)
+
+    def _send_later(self, app: Flask, interval: float) -> None:
+        socketio.sleep(interval)
+        with self._lock:
+            variant_ids, self._pending, self._scheduled = self._pending, set(), False
+        try:
+            self._send(app, variant_ids)
+        except Exception:  # a lost update is repaired by the next change or a re-join
+            log.exception("stock broadcast failed")
+
+    @staticmethod
+    def _send(app: Flask, variant_ids: set[int]) -> None:
+        from live.services import pinned_variant_sessions
+        from shop.extensions import db
+
+        if not variant_ids:
+            return
+        with app.app_context():
+            try:
+                rows = pinned_variant_sessions(sorted(variant_ids))
+            finally:
+                db.session.remove()
+        for session_id, variant_id, stock in rows:
+            payload = {"session_id": session_id, "variant_id": variant_id, "stock": stock}
+            emit("stock", payload, session_id)
+
+
+stock_news = StockNews()

@@ -162,13 +162,8 @@ def on_message(data: Any) -> dict:
 
 @signals.stock_changed.connect
 def _on_stock_changed(app, variant_ids: list[int] | None = None, **_: Any) -> None:
-    if not variant_ids:
-        return
-    with app.app_context():
-        rows = services.pinned_variant_sessions(list(variant_ids))
-    for session_id, variant_id, stock in rows:
-        payload = {"session_id": session_id, "variant_id": variant_id, "stock": stock}
-        broadcast.emit("stock", payload, session_id)
+    if variant_ids:
+        broadcast.stock_news.changed(app, list(variant_ids))
 
 
 @signals.order_paid.connect

@@ -49,10 +49,11 @@ def place_order(
 ) -> Order:
     """Create a `pending_payment` order that holds its stock until `expires_at`.
 
-    All or nothing: each variant's stock is taken with a conditional UPDATE in this transaction;
-    if any line cannot be had, nothing is taken. `guard(order)` runs inside the transaction
-    before the commit (live checkout enforces its per-buyer limit there) and may raise to undo
-    everything. With an `idempotency_key`, the same key from the same buyer returns the same order.
+    All or nothing: each variant's stock is taken with a conditional UPDATE in this transaction,
+    just before the commit; if any line cannot be had, nothing is taken. `guard(order)` runs
+    inside the transaction before that (live checkout enforces its per-buyer limit there) and
+    may raise to undo everything. With an `idempotency_key`, the same key from the same buyer
+    returns the same order.
     """
     if idempotency_key:
         existing = _find_by_key(buyer.id, idempotency_key)
@@ -66,6 +67,9 @@ def place_order(
         )
         if guard is not None:
             guard(order)
+        # Stock last: the hot variant rows stay locked only from here to the commit.
+        for variant_id, line in merged.items():
+            _take_stock(variant_id, line.quantity)
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
@@ -118,7 +122,8 @@ def _create_order(
     if missing:
         raise UnknownVariant(fields={"variant_id": [str(vid) for vid in missing]})
     for variant_id, line in lines.items():
-        _take_stock(variant_id, line.quantity)
+        if found[variant_id][0].stock < line.quantity:
+            raise SoldOut(variant_id)  # fast refusal only; the conditional UPDATE decides
     if address and buyer.saved_address != address:
         # Remembered for the next checkout, in the same transaction as the order.
         db.session.execute(
@@ -265,14 +270,16 @@ def mark_paid(
     for cooperative_id in sorted({item.cooperative_id for item in order.items}):
         order.shipments.append(Shipment(cooperative_id=cooperative_id, created_at=now))
     record(order, "paid", actor_id=actor_id, at=now, data={"provider": provider, "ref": reference})
+    db.session.flush()
+    # Ids taken before the commit, so the news below reloads nothing and holds no connection.
+    order_id = order.id
+    shipments = [(shipment.id, shipment.cooperative_id) for shipment in order.shipments]
     db.session.commit()
     app = current_app._get_current_object()
-    signals.order_paid.send(app, order_id=order.id)
-    signals.order_changed.send(app, order_id=order.id, status=order.status)
-    for shipment in order.shipments:
-        signals.shipment_changed.send(
-            app, shipment_id=shipment.id, cooperative_id=shipment.cooperative_id
-        )
+    signals.order_paid.send(app, order_id=order_id)
+    signals.order_changed.send(app, order_id=order_id, status=OrderStatus.PAID.value)
+    for shipment_id, cooperative_id in shipments:
+        signals.shipment_changed.send(app, shipment_id=shipment_id, cooperative_id=cooperative_id)
     return order
 
 

@@ -21,6 +21,11 @@ def create_app(config_object: str | object = "config.Config", **overrides) -> Fl
     app.config.from_object(config_object)
     app.config.update(overrides)
     _configure_engine(app)
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     logging.basicConfig(level=logging.INFO)
     # Hooks other packages append to in their init_app: storefront sections are callables
     # returning (template_name, context) or None, rendered in order on the home page; seeders

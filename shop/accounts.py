@@ -24,11 +24,24 @@ class NotLoggedIn(DomainError):
 def hash_password(password: str) -> str:
     """scrypt through Werkzeug: salted, memory-hard, current (tests may use cheaper parameters)."""
     method = current_app.config.get("PASSWORD_HASH_METHOD") or "scrypt"
-    return generate_password_hash(password, method=method)
+    return _off_event_loop(generate_password_hash, password, method)
 
 
 def verify_password(user: User, password: str) -> bool:
-    return check_password_hash(user.password_hash, password)
+    return _off_event_loop(check_password_hash, user.password_hash, password)
+
+
+def _off_event_loop(work: Callable[..., Any], *args: Any) -> Any:
+    """Run CPU-heavy hashing in a real thread under gevent, so a login cannot freeze the
+    process's other requests and sockets (hashlib's scrypt releases the GIL)."""
+    try:
+        from gevent import get_hub
+        from gevent.monkey import is_module_patched
+    except ImportError:  # pragma: no cover - gevent is pinned, but the app runs without it
+        return work(*args)
+    if is_module_patched("threading"):
+        return get_hub().threadpool.apply(work, args)
+    return work(*args)
 
 
 def login_limit() -> str:

@@ -14,12 +14,16 @@ from shop.extensions import db
 def begin_write() -> None:
     """Start a service's write transaction.
 
-    Any read transaction the request opened (loading the user, say) is ended first, so on
-    SQLite the write starts with BEGIN IMMEDIATE and queues on the busy timeout instead of
-    failing with "database is locked" when it tries to upgrade a stale read snapshot.
+    On SQLite, any read transaction the request opened (loading the user, say) is ended first,
+    so the write starts with BEGIN IMMEDIATE and queues on the busy timeout instead of failing
+    with "database is locked" when it tries to upgrade a stale read snapshot. PostgreSQL (READ
+    COMMITTED, row locks) simply goes on in the open transaction: no reloads, no extra trip.
     """
-    if db.session().in_transaction():
-        db.session.commit()
+    session = db.session()
+    if session.in_transaction():
+        if session.get_bind().dialect.name != "sqlite":
+            return
+        session.commit()
     db.session.connection(execution_options={"sqlite_begin": "IMMEDIATE"})
 
 

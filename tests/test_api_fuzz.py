@@ -122,11 +122,16 @@ def _fuzz(app, client, headers: dict, skip: set[str]) -> list[str]:
         if label in skip:
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-            # generated ids mostly miss; id 1 reaches real rows (the session, order, product)
-            for ids in (None, {p.name: 1 for p in operation.path_parameters} or None):
+            for ids in _id_choices(operation):
                 strategy = operation.as_strategy(mode, path_parameters=ids)
                 _run(strategy, _check(app, db, client, headers, label, failures))
     return failures
+
+
+def _id_choices(operation) -> list[dict | None]:
+    """Generated ids mostly miss; id 1 also reaches real rows (the session, order, product)."""
+    names = [parameter.name for parameter in operation.path_parameters]
+    return [None, dict.fromkeys(names, 1)] if names else [None]
 
 
 def _check(app, db, client, headers: dict, label: str, failures: list[str]) -> Callable:
@@ -191,3 +196,101 @@ def test_fuzz_logged_in_as_admin(fuzz_app) -> None:
     me = client.get("/api/v1/auth/me").get_json()
     assert me["email"] == ADMIN, "the run must have stayed logged in as the admin"
     assert not failures, _summary(failures)
+
+
+# --- inputs found by hand that once crashed the app (both databases) ---------------------------
+
+
+def test_ids_beyond_the_database_range_are_not_found(api, factory) -> None:
+    buyer = factory.user("buyer")
+    api.login(buyer.email, buyer.password)
+    for path in ("/orders/219992113842650447872", "/live-sessions/2147483648"):
+        response = api.get(path)
+        assert response.status_code == 404, (path, response.get_json())
+        assert response.get_json()["error"]["code"] == "not_found"
+    response = api.post("/orders/99999999999999999999/cancel")
+    assert response.status_code == 404
+
+
+def test_order_lines_with_huge_or_null_filled_values_are_invalid(api, factory, db) -> None:
+    from shop.models import Variant
+
+    product = factory.product(variants=[{"name": "2 kg", "price": 8800, "stock": 5}])
+    buyer = factory.user("buyer")
+    api.login(buyer.email, buyer.password)
+    address = dict(ADDRESS)
+    huge = {"items": [{"variant_id": 10**20, "quantity": 1}], "address": address}
+    nul = {"items": [{"variant_id": product["variant_ids"][0], "quantity": 1}]}
+    nul["address"] = {**address, "detail": "人民路\x001 号"}
+    for body, field in ((huge, "items"), (nul, "address")):
+        response = api.post("/orders", body)
+        assert response.status_code == 422, response.get_json()
+        assert field in response.get_json()["error"]["fields"]
+    assert db.session.get(Variant, product["variant_ids"][0]).stock == 5
+
+
+def test_a_json_number_too_long_to_read_is_a_bad_request(api, factory) -> None:
+    buyer = factory.user("buyer")
+    api.login(buyer.email, buyer.password)
+    body = '{"items": [{"variant_id": 1%s, "quantity": 1}], "address": {}}' % ("0" * 5000)
+    response = api.request("POST", "/orders", data=body, content_type="application/json")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["fields"] == {"json": ["Invalid JSON body."]}
+
+
+def test_a_multipart_part_without_a_name_is_a_bad_request(api, factory) -> None:
+    coop = factory.user("coop")
+    api.login(coop.email, coop.password)
+    product = factory.product(coop.cooperative_id)
+    body = b"--XX\r\nContent-Disposition: form-data\r\n\r\nhello\r\n--XX--\r\n"
+    for path in (f"/products/{product['id']}/photo", "/fulfilment/shipments/import"):
+        response = api.request(
+            "POST", path, data=body, content_type="multipart/form-data; boundary=XX"
+        )
+        assert response.status_code == 400, (path, response.get_data())
+        assert response.get_json()["error"]["code"] == "bad_request"
+
+
+def test_variants_without_names_are_invalid_not_a_crash(api, factory) -> None:
+    admin = factory.user("admin")
+    api.login(admin.email, admin.password)
+    body = {"name": "羊排", "cooperative_id": factory.cooperative(), "variants": [{"price": 1}]}
+    response = api.post("/products", body)
+    assert response.status_code == 422
+    assert "variants" in response.get_json()["error"]["fields"]
+
+
+def _post_signed(api, body: str, secret: str):
+    """POST a body to the webhook with a valid Stripe signature for `secret`."""
+    import time
+
+    import stripe
+
+    stamp = int(time.time())
+    signature = stripe.WebhookSignature._compute_signature(f"{stamp}.{body}", secret)
+    return api.client.post(
+        "/webhooks/stripe",
+        data=body,
+        content_type="application/json",
+        headers={"Stripe-Signature": f"t={stamp},v1={signature}"},
+    )
+
+
+def test_signed_webhooks_that_are_not_stripe_events_are_refused(app, api) -> None:
+    app.config["STRIPE_WEBHOOK_SECRET"] = "whsec_fuzz"
+    bodies = [
+        '{"id": "evt_1", "type": "payment_intent.succeeded", "data": {"object": [1]}}',
+        '{"id": 7, "type": "payment_intent.succeeded", "data": {"object": {"id": "pi_1"}}}',
+        '{"id": "evt_2", "type": 5, "data": {"object": {"id": "pi_1"}}}',
+        '{"id": "evt_\\u0000", "type": "x", "data": {"object": {}}}',
+        json.dumps({"id": "e" * 300, "type": "x", "data": {"object": {}}}),
+    ]
+    for body in bodies:
+        response = _post_signed(api, body, "whsec_fuzz")
+        assert response.status_code == 400, (body, response.get_data())
+        assert set(response.get_json()["error"]) == {"code", "message", "fields"}
+    intent = {"id": "pi_9", "metadata": {"order_id": "9" * 20}}
+    unknown = {"id": "evt_3", "type": "payment_intent.succeeded", "data": {"object": intent}}
+    response = _post_signed(api, json.dumps(unknown), "whsec_fuzz")
+    assert response.status_code == 200
+    assert response.get_json()["result"] == "unknown_intent"

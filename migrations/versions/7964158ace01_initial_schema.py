@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 28a52d87e060
+Revision ID: 7964158ace01
 Revises: 
-Create Date: 2026-11-27 03:15:23.901561
+Create Date: 2026-11-27 04:17:19.408347
 
 """
 from alembic import op
@@ -12,7 +12,7 @@ import shop.database
 
 
 # revision identifiers, used by Alembic.
-revision = '28a52d87e060'
+revision = '7964158ace01'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -232,6 +232,19 @@ def upgrade():
     sa.PrimaryKeyConstraint('id', name=op.f('pk_pin_purchase')),
     sa.UniqueConstraint('pin_id', 'buyer_id', name=op.f('uq_pin_purchase_pin_id_buyer_id'))
     )
+    op.create_table('question_vote',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('message_id', sa.Integer(), nullable=False),
+    sa.Column('user_id', sa.Integer(), nullable=False),
+    sa.Column('created_at', shop.database.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['message_id'], ['message.id'], name=op.f('fk_question_vote_message_id_message')),
+    sa.ForeignKeyConstraint(['user_id'], ['user.id'], name=op.f('fk_question_vote_user_id_user')),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_question_vote')),
+    sa.UniqueConstraint('message_id', 'user_id', name=op.f('uq_question_vote_message_id_user_id'))
+    )
+    with op.batch_alter_table('question_vote', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_question_vote_message_id'), ['message_id'], unique=False)
+
     op.create_table('order_event',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sa.Integer(), nullable=False),
@@ -311,6 +324,10 @@ def downgrade():
         batch_op.drop_index(batch_op.f('ix_order_event_order_id'))
 
     op.drop_table('order_event')
+    with op.batch_alter_table('question_vote', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_question_vote_message_id'))
+
+    op.drop_table('question_vote')
     op.drop_table('pin_purchase')
     op.drop_table('pin_price')
     with op.batch_alter_table('order', schema=None) as batch_op:
