@@ -56,7 +56,7 @@ test: setup
 	@echo "==> ruff"
 	$(VENV)/bin/ruff check .
 	@echo "==> pytest (SQLite always; PostgreSQL at $$TEST_DATABASE_URL, Redis and Chromium when present)"
-	$(PY) -m pytest -rs $(PYTEST_ARGS)
+	$(PY) -m pytest -rfEs $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) -m bench.flash_sale

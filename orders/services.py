@@ -10,6 +10,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from flask import current_app
 from sqlalchemy import select, update
@@ -318,6 +319,23 @@ def cancel_unpaid(
     return order
 
 
+def claim_due(*conditions: Any, order_by: Any, limit: int) -> list[int]:
+    """Ids of orders due for background work, oldest first. Rows locked by another runner are
+    skipped (SKIP LOCKED on PostgreSQL); callers re-check each order under its own lock."""
+    begin_write()
+    ids = list(
+        db.session.scalars(
+            select(Order.id)
+            .where(*conditions)
+            .order_by(order_by)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+    )
+    db.session.commit()
+    return ids
+
+
 def expire_due(*, clock: Clock = utcnow, limit: int = 200) -> int:
     """Cancel unpaid orders whose hold has passed; safe when several processes run it at once.
 
@@ -325,17 +343,12 @@ def expire_due(*, clock: Clock = utcnow, limit: int = 200) -> int:
     the same hold; each order is re-checked under its lock before anything changes.
     """
     now = clock()
-    begin_write()
-    ids = list(
-        db.session.scalars(
-            select(Order.id)
-            .where(Order.status == OrderStatus.PENDING_PAYMENT, Order.expires_at <= now)
-            .order_by(Order.expires_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+    ids = claim_due(
+        Order.status == OrderStatus.PENDING_PAYMENT,
+        Order.expires_at <= now,
+        order_by=Order.expires_at,
+        limit=limit,
     )
-    db.session.commit()
     expired = 0
     for order_id in ids:
         try:

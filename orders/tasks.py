@@ -9,6 +9,7 @@ Started by `wsgi.py` (`python wsgi.py`) and by gunicorn's `post_worker_init` hoo
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Flask
 
@@ -18,37 +19,32 @@ log = logging.getLogger(__name__)
 AUTO_DELIVER_PERIOD_SECONDS = 300.0
 
 
-def expire_once(app: Flask) -> int:
-    """One pass, never raising: a failed pass is logged and the next one tries again."""
-    from orders.services import expire_due
-
+def _one_pass(app: Flask, work: Callable[[], int], what: str) -> int:
+    """Run one pass of `work`, never raising: a failed pass is logged and the next one retries."""
     with app.app_context():
         try:
-            count = expire_due()
+            count = work()
             if count:
-                log.info("expired %d unpaid order(s)", count)
+                log.info("%s pass: %d order(s)", what, count)
             return count
         except Exception:
-            log.exception("expiry pass failed")
+            log.exception("%s pass failed", what)
             db.session.rollback()
             return 0
         finally:
             db.session.remove()
+
+
+def expire_once(app: Flask) -> int:
+    from orders.services import expire_due
+
+    return _one_pass(app, expire_due, "expiry")
 
 
 def auto_deliver_once(app: Flask) -> int:
-    """One auto-delivery pass, never raising."""
     from orders.fulfilment.services import auto_deliver_due
 
-    with app.app_context():
-        try:
-            return auto_deliver_due()
-        except Exception:
-            log.exception("auto-delivery pass failed")
-            db.session.rollback()
-            return 0
-        finally:
-            db.session.remove()
+    return _one_pass(app, auto_deliver_due, "auto-delivery")
 
 
 def run_expiry(app: Flask) -> None:

@@ -53,6 +53,8 @@ def authenticate(email: str, password: str) -> User | None:
     """The active account with this email and password, else None (pages and API alike)."""
     if not email or not password or len(email) > 254 or len(password) > 128:
         return None
+    if "\x00" in email:  # no address has one, and PostgreSQL refuses it in a query
+        return None
     user = find_user_by_email(email)
     if user is None or not user.is_active or not verify_password(user, password):
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -29,8 +30,24 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class ErrorDetailSchema(ma.Schema):
+    """What went wrong: a stable code, a sentence for people, and the bad fields by name."""
+
+    code = ma.fields.Str(required=True, metadata={"description": "machine-readable, e.g. sold_out"})
+    message = ma.fields.Str(required=True)
+    fields = ma.fields.Dict(required=True, metadata={"description": "each bad field's messages"})
+
+
+class ErrorSchema(ma.Schema):
+    """API.md's one error body, so the OpenAPI document describes what errors really look like."""
+
+    error = ma.fields.Nested(ErrorDetailSchema, required=True)
+
+
 class FarmliveApi(Api):
     """flask-smorest Api whose errors are rendered by our own app-wide handler."""
+
+    ERROR_SCHEMA = ErrorSchema
 
     def _register_error_handlers(self) -> None:  # noqa: D401 - hook override
         """Leave error rendering to `shop.errors` so pages get HTML and /api gets API.md JSON."""

@@ -169,6 +169,7 @@ _PATTERNS = tuple(
             ),
         ),
         (r"^The (.+) is missing\.$", N_("The %(a)s is missing.")),
+        (r"^The (.+) contains control characters\.$", N_("The %(a)s contains control characters.")),
         (
             r"^The (.+) is longer than (\d+) characters\.$",
             N_("The %(a)s is longer than %(b)s characters."),

@@ -2,8 +2,9 @@
 
 Schemathesis generates valid and invalid requests for each operation (in-process WSGI, a fixed
 seed, derandomized) against demo data with a live session, a pin and orders, once logged out and
-once as an admin with the CSRF token. Every answer must be below 500 and JSON (CSV exports and
-204 aside); every 4xx must be `{"error": {"code", "message", "fields"}}` and change nothing.
+once as an admin with the CSRF token. Every answer must be below 500, JSON (CSV exports and 204
+aside) and match the document; every 4xx must be `{"error": {"code", "message", "fields"}}` and
+change nothing.
 """
 
 from __future__ import annotations
@@ -109,6 +110,15 @@ def _problem(response, path: str) -> str | None:
     return None
 
 
+def _undocumented(case, response) -> str | None:
+    """The answer must match what the OpenAPI document promises for its status (errors too)."""
+    try:
+        case.validate_response(response, checks=[schemathesis.checks.response_schema_conformance])
+    except Exception as failure:  # schemathesis raises a group of check failures
+        return f"{response.status_code} does not match the OpenAPI document: {str(failure)[:300]}"
+    return None
+
+
 def _fuzz(app, client, headers: dict, skip: set[str]) -> list[str]:
     """Run every operation in both generation modes; return what went wrong, one line each."""
     from shop.extensions import db
@@ -139,7 +149,7 @@ def _check(app, db, client, headers: dict, label: str, failures: list[str]) -> C
         with app.app_context():
             before = _fingerprint(db)
         response = case.call(session=client, headers=headers)
-        problem = _problem(response, case.path)
+        problem = _problem(response, case.path) or _undocumented(case, response)
         if problem is None and 400 <= response.status_code < 500:
             with app.app_context():
                 if _fingerprint(db) != before:
@@ -294,3 +304,23 @@ def test_signed_webhooks_that_are_not_stripe_events_are_refused(app, api) -> Non
     response = _post_signed(api, json.dumps(unknown), "whsec_fuzz")
     assert response.status_code == 200
     assert response.get_json()["result"] == "unknown_intent"
+
+
+def test_logging_in_with_a_nul_in_the_email_is_just_wrong_credentials(app, client) -> None:
+    token = client.get("/api/v1/auth/csrf").get_json()["csrf_token"]
+    form = {"email": "a\x00@example.com", "password": "password123", "csrf_token": token}
+    page = client.post("/login", data=form)
+    assert page.status_code in (200, 401), page.status_code
+    assert 'name="email"' in page.get_data(as_text=True)  # the form again, to correct
+
+
+def test_a_shipping_csv_with_control_characters_names_the_line(api, factory) -> None:
+    coop = factory.user("coop")
+    api.login(coop.email, coop.password)
+    csv = "order number,carrier,tracking number\nFL1,顺丰,SF\x001\n".encode()
+    response = api.request(
+        "POST", "/fulfilment/shipments/import", data=csv, content_type="text/csv"
+    )
+    assert response.status_code == 422, response.get_json()
+    problems = response.get_json()["error"]["fields"]["file"]["2"]
+    assert "The tracking number contains control characters." in problems

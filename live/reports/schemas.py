@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from marshmallow import fields
 
+from orders.reports.schemas import FiguresSchema
 from shop.schemas import BaseSchema
 
 
@@ -43,13 +44,7 @@ class ReportSessionSchema(BaseSchema):
     ended_at = fields.DateTime(allow_none=True)
 
 
-class SessionReportSchema(BaseSchema):
-    orders = fields.Int()
-    units = fields.Int()
-    gross = fields.Int()
-    refunds = fields.Int()
-    net = fields.Int()
-    buyers = fields.Int()
+class SessionReportSchema(FiguresSchema):
     peak_viewers = fields.Int()
     unique_viewers = fields.Int()
     conversion = fields.Float(

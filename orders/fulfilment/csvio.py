@@ -119,6 +119,8 @@ def _row_problems(row: ShipRow, first_seen: dict[str, int]) -> list[str]:
             problems.append(f"The {_LABELS[key]} is missing.")
         elif len(value) > MAX_FIELD:
             problems.append(f"The {_LABELS[key]} is longer than {MAX_FIELD} characters.")
+        elif not value.isprintable():  # NUL and other control characters: unprintable on a label
+            problems.append(f"The {_LABELS[key]} contains control characters.")
     number = row.order_number
     if number in first_seen:
         problems.append(f"Order {number} appears again (first on line {first_seen[number]}).")

@@ -20,7 +20,7 @@ from orders.errors import InvalidTransition, OrderNotFound
 from orders.fulfilment import csvio
 from orders.fulfilment.errors import InvalidCsv, ShipmentNotFound
 from orders.models import Order, OrderItem, OrderStatus, Shipment, ShipmentStatus
-from orders.services import Clock, lock_order, record
+from orders.services import Clock, claim_due, lock_order, record
 from shop import signals
 from shop.database import begin_write
 from shop.errors import Forbidden, Invalid, NotFound
@@ -34,8 +34,8 @@ _TRACE_SALT = "farmlive-trace"
 
 def cooperative_scope(user: User, cooperative_id: int | None = None) -> int | None:
     """Whose shipments `user` handles: a coop member their own; an admin the one asked, or all."""
-    if user.role == Role.COOP:
-        return user.cooperative_id
+    if user.role == Role.COOP and user.cooperative_id is not None:
+        return user.cooperative_id  # a member of no cooperative must not fall through to "all"
     if user.role == Role.ADMIN:
         return cooperative_id
     raise Forbidden(N_("Only cooperative members and admins handle shipments."))
@@ -214,17 +214,12 @@ def auto_deliver_due(*, clock: Clock = utcnow, limit: int = 200) -> int:
     """Deliver orders shipped more than AUTO_DELIVER_DAYS ago; safe to run in several processes."""
     now = clock()
     cutoff = now - timedelta(days=current_app.config["AUTO_DELIVER_DAYS"])
-    begin_write()
-    ids = list(
-        db.session.scalars(
-            select(Order.id)
-            .where(Order.status == OrderStatus.SHIPPED, Order.shipped_at <= cutoff)
-            .order_by(Order.shipped_at)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+    ids = claim_due(
+        Order.status == OrderStatus.SHIPPED,
+        Order.shipped_at <= cutoff,
+        order_by=Order.shipped_at,
+        limit=limit,
     )
-    db.session.commit()
     count = 0
     for order_id in ids:
         order = lock_order(order_id)

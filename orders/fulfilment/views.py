@@ -53,9 +53,15 @@ def _filters() -> dict:
     status = status if status in STATUS_CHOICES else "open"
     return {
         "status": status,
-        "live_session_id": request.args.get("live_session_id", type=int),
-        "cooperative_id": request.args.get("cooperative_id", type=int),
+        "live_session_id": _id_arg("live_session_id"),
+        "cooperative_id": _id_arg("cooperative_id"),
     }
+
+
+def _id_arg(name: str) -> int | None:
+    """An id from the query string; one no row can have (0, a 20-digit number) filters nothing."""
+    value = request.args.get(name, type=int)
+    return value if value is not None and 0 < value < 2**31 else None
 
 
 def _statuses(status: str) -> list[str] | None:

@@ -37,15 +37,9 @@ class FiguresSchema(BaseSchema):
     buyers = fields.Int()
 
 
-class SalesRowSchema(BaseSchema):
+class SalesRowSchema(FiguresSchema):
     key = fields.Raw(allow_none=True, metadata={"description": "YYYY-MM-DD or the id grouped by"})
     label = fields.Str()
-    orders = fields.Int()
-    units = fields.Int()
-    gross = fields.Int()
-    refunds = fields.Int()
-    net = fields.Int()
-    buyers = fields.Int()
 
 
 class SalesReportSchema(BaseSchema):

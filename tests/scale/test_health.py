@@ -45,7 +45,11 @@ def test_api_answers_503_in_the_error_shape_when_the_database_is_down():
 
 
 def test_a_page_answers_503_not_500_when_the_database_is_down():
-    response = unreachable_app().test_client().get("/")
+    client = unreachable_app().test_client()
 
-    assert response.status_code == 503
-    assert "unavailable" in response.get_data(as_text=True)
+    response = client.get("/")
+    english = client.get("/?lang=en")
+
+    assert response.status_code == english.status_code == 503
+    assert "暂时不可用" in response.get_data(as_text=True)  # Chinese first
+    assert "unavailable" in english.get_data(as_text=True)
