@@ -44,7 +44,7 @@ def _logged_in_with_key(view: Callable) -> Callable:
     def wrapper(*args: Any, **kwargs: Any):
         require_user()
         key = (request.headers.get("Idempotency-Key") or "").strip()
-        if not key or len(key) > 255:
+        if not key or len(key) > 255 or not key.isprintable():
             raise IdempotencyKeyRequired()
         return view(*args, **kwargs)
 

@@ -46,6 +46,8 @@ def post_message(
         raise Invalid(fields={"kind": ["Must be chat or question."]})
     if not text or len(text) > MAX_LENGTH:
         raise Invalid(fields={"body": [f"Between 1 and {MAX_LENGTH} characters."]})
+    if "\x00" in text:  # the socket event has no schema; PostgreSQL refuses NUL in text
+        raise Invalid(fields={"body": ["Must not contain NUL characters."]})
     live = get_session(session_id)
     if live.status == SessionStatus.ENDED:
         raise ChatClosed()

@@ -54,9 +54,10 @@ def _session_id(data: Any) -> int | None:
     if isinstance(raw, bool):
         return None
     try:
-        return int(raw)
-    except (TypeError, ValueError):
+        value = int(raw)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: Infinity
         return None
+    return value if 0 < value < 2**31 else None  # no row has a larger id; the query would fail
 
 
 def _viewer_key(data: dict) -> str:

@@ -9,7 +9,7 @@ from flask import url_for
 from marshmallow import ValidationError, fields, validate
 
 from orders.schemas import AddressSchema, OrderSchema  # noqa: F401 - the order shape of API.md
-from shop.schemas import BaseSchema
+from shop.schemas import ID, BaseSchema
 
 MONEY = validate.Range(min=0, max=100_000_000)
 
@@ -39,6 +39,11 @@ class StreamUrlField(fields.Str):
         if parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise ValidationError("An http(s) URL or a path on this site.")
         return text
+
+    def _validate(self, value) -> None:
+        """A blank URL became None (no stream yet): there is no length left to check."""
+        if value is not None:
+            super()._validate(value)
 
 
 class ProductBriefSchema(BaseSchema):
@@ -129,7 +134,7 @@ class SessionQuerySchema(BaseSchema):
 
 
 class PinCreateSchema(BaseSchema):
-    product_id = fields.Int(required=True, strict=True)
+    product_id = fields.Int(required=True, strict=True, validate=ID)
     live_prices = fields.Dict(
         keys=fields.Str(), values=fields.Int(strict=True, validate=MONEY), load_default=None
     )
@@ -143,7 +148,7 @@ class CheckoutDefaultsSchema(BaseSchema):
 
 
 class CheckoutSchema(BaseSchema):
-    variant_id = fields.Int(required=True, strict=True)
+    variant_id = fields.Int(required=True, strict=True, validate=ID)
     quantity = fields.Int(strict=True, load_default=1, validate=validate.Range(min=1, max=99))
     address = fields.Nested(AddressSchema, required=True)
 
@@ -180,7 +185,7 @@ class MessageUpdateSchema(BaseSchema):
 
 class LineupSchema(BaseSchema):
     product_ids = fields.List(
-        fields.Int(strict=True), required=True, validate=validate.Length(max=100)
+        fields.Int(strict=True, validate=ID), required=True, validate=validate.Length(max=100)
     )
 
 

@@ -452,3 +452,19 @@ def browser(chromium_path: str):
         )
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_catalogs() -> None:
+    """Pages are Chinese only with compiled catalogs: `make setup` compiles them; a bare
+    `pytest` run, or a .po edited since, gets the same by compiling here when stale."""
+    root = Path(__file__).resolve().parent.parent / "shop" / "translations"
+    stale = [
+        po
+        for po in root.glob("*/LC_MESSAGES/messages.po")
+        if not po.with_suffix(".mo").exists()
+        or po.with_suffix(".mo").stat().st_mtime < po.stat().st_mtime
+    ]
+    if stale:
+        pybabel = Path(sys.executable).with_name("pybabel")
+        subprocess.run([str(pybabel), "compile", "-d", str(root)], check=True, capture_output=True)

@@ -324,3 +324,77 @@ def test_a_shipping_csv_with_control_characters_names_the_line(api, factory) -> 
     assert response.status_code == 422, response.get_json()
     problems = response.get_json()["error"]["fields"]["file"]["2"]
     assert "The tracking number contains control characters." in problems
+
+
+# --- live: found by the fuzz run, fixed after the live engineers finished ---------------------
+
+
+def test_a_blank_stream_url_means_none(api, factory) -> None:
+    host = factory.user("host")
+    api.login(host.email, host.password)
+    for blank in ("", "   "):
+        response = api.post("/live-sessions", {"title": "尉犁羊肉专场", "stream_url": blank})
+        assert response.status_code == 201, response.get_json()
+        assert response.get_json()["stream_url"] is None
+
+
+def test_live_ids_beyond_the_database_range_are_invalid(api, factory) -> None:
+    host = factory.user("host")
+    api.login(host.email, host.password)
+    session_id = api.post("/live-sessions", {"title": "直播"}).get_json()["id"]
+    assert api.post(f"/live-sessions/{session_id}/start").status_code == 200
+    huge = 10**20
+    for path, body, field in (
+        (f"/live-sessions/{session_id}/pins", {"product_id": huge}, "product_id"),
+        (f"/live-sessions/{session_id}/lineup", {"product_ids": [huge]}, "product_ids"),
+    ):
+        method = "PUT" if path.endswith("lineup") else "POST"
+        response = api.request(method, path, json=body)
+        assert response.status_code == 422, (path, response.get_json())
+        assert field in response.get_json()["error"]["fields"]
+    headers = {"Idempotency-Key": "tap-1"}
+    body = {"variant_id": huge, "quantity": 1, "address": ADDRESS}
+    response = api.post(f"/live-sessions/{session_id}/checkout", body, headers=headers)
+    assert response.status_code == 422
+    assert "variant_id" in response.get_json()["error"]["fields"]
+
+
+def test_socket_events_refuse_odd_input_with_an_error_ack(app, factory, client) -> None:
+    from shop.extensions import socketio
+
+    buyer = factory.user("buyer")
+    host = factory.user("host")
+    with app.test_request_context():
+        from live import services
+        from shop.extensions import db
+        from shop.models import User
+
+        live = services.create_session(db.session.get(User, host.id), title="直播")
+        session_id = live.id
+    token = client.get("/api/v1/auth/csrf").get_json()["csrf_token"]
+    login = {"email": buyer.email, "password": buyer.password}
+    client.post("/api/v1/auth/login", json=login, headers={"X-CSRFToken": token})
+    socket = socketio.test_client(app, namespace="/live", flask_test_client=client)
+    for data in ({"session_id": 10**20}, {"session_id": "99999999999999999999"}):
+        ack = socket.emit("join", data, namespace="/live", callback=True)
+        assert ack["error"]["code"] in {"invalid", "live_session_not_found"}, ack
+    bad = {"session_id": session_id, "body": "你好\x00"}
+    ack = socket.emit("message", bad, namespace="/live", callback=True)
+    assert ack["error"]["code"] == "invalid", ack
+    socket.disconnect(namespace="/live")
+
+
+def test_an_idempotency_key_with_control_characters_is_refused(api, factory) -> None:
+    host = factory.user("host")
+    host_api = api
+    host_api.login(host.email, host.password)
+    product = factory.product()
+    session_id = host_api.post("/live-sessions", {"title": "直播"}).get_json()["id"]
+    host_api.post(f"/live-sessions/{session_id}/start")
+    host_api.post(f"/live-sessions/{session_id}/pins", {"product_id": product["id"]})
+    body = {"variant_id": product["variant_ids"][0], "quantity": 1, "address": ADDRESS}
+    response = host_api.post(
+        f"/live-sessions/{session_id}/checkout", body, headers={"Idempotency-Key": "tap\x00one"}
+    )
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "idempotency_key_required"

@@ -26,10 +26,14 @@
     }).then(function (r) {
       if (r.status === 204) return {};
       return r.json().catch(function () { return {}; }).then(function (j) {
-        if (!r.ok) throw new Error((j.error && j.error.message) || text.error);
+        if (!r.ok) throw new Error(errorText(j.error));
         return j;
       });
     });
+  }
+  // API messages are English for programs: the page's text for the error code instead.
+  function errorText(e) {
+    return (e && text.errors && text.errors[e.code]) || (e && document.documentElement.lang === "en" && e.message) || text.error;
   }
   function fail(err) { var e = $("console-error"); e.textContent = err.message; e.hidden = false; }
   function ok() { $("console-error").hidden = true; }

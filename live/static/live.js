@@ -36,10 +36,15 @@
     }).then(function (r) {
       if (r.status === 204) return {};
       return r.json().catch(function () { return {}; }).then(function (json) {
-        if (!r.ok) { var err = new Error((json.error && json.error.message) || text.error); err.code = json.error && json.error.code; err.status = r.status; throw err; }
+        if (!r.ok) { var err = new Error(errorText(json.error)); err.code = json.error && json.error.code; err.status = r.status; throw err; }
         return json;
       });
     });
+  }
+  // API messages are English for programs: show the page's text for the error code instead
+  // (the API's own message only when the page is in English and has no text for the code).
+  function errorText(e) {
+    return (e && text.errors && text.errors[e.code]) || (e && document.documentElement.lang === "en" && e.message) || text.error;
   }
   function refreshCsrf() {
     return api("GET", "/auth/csrf").then(function (j) { csrf = j.csrf_token; });
@@ -226,7 +231,7 @@
     socket.emit("message", { session_id: sessionId, body: body, kind: kind }, function (ack) {
       var e = $("chat-error");
       if (ack && ack.ok) { input.value = ""; e.hidden = true; }
-      else { e.textContent = (ack && ack.error && ack.error.message) || text.error; e.hidden = false; }
+      else { e.textContent = errorText(ack && ack.error); e.hidden = false; }
     });
   }
 

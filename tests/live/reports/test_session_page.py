@@ -39,4 +39,4 @@ def test_report_works_while_the_session_is_live(app, world, login_as):
     host2 = login_as(world.host2)
     assert host2.get(f"/reports/live-sessions/{world.s2}").get_json()["gross"] == 8800
     html = host2.client.get(f"/reports/live-sessions/{world.s2}").get_data(as_text=True)
-    assert "Live now: figures so far" in html and "¥88.00" in html
+    assert "正在直播：以下为目前的数据" in html and "¥88.00" in html

@@ -16,7 +16,7 @@ def test_admin_sees_every_grouping_with_totals_chart_and_csv(world, login_as):
     admin = login_as(world.admin)
     response, html = page(admin, f"/reports?group_by=product&{RANGE}")
     assert response.status_code == 200
-    for tab in ("By day", "By product", "By cooperative", "By live session"):
+    for tab in ("按天", "按商品", "按合作社", "按直播场次"):  # Chinese by default
         assert tab in html
     assert "罗布羊肉" in html and "Carrots" in html
     assert "¥393.00" in html  # gross 39300 fen
@@ -41,7 +41,7 @@ def test_session_rows_link_to_the_session_report(world, login_as):
 def test_cooperative_page_shows_only_its_items(world, login_as):
     response, html = page(login_as(world.coop_b), f"/reports?group_by=product&{RANGE}")
     assert response.status_code == 200
-    assert "By cooperative" not in html
+    assert "按合作社" not in html
     assert "Carrots" in html and "罗布羊肉" not in html
     assert "¥57.00" in html and "¥45.00" in html  # gross 5700, net 4500
 
