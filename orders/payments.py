@@ -1,7 +1,9 @@
 """Payment gateways (demo and Stripe), intent pacing, and the flows that call them.
 
 Network calls to the provider always happen outside any database transaction: the order row
-is locked only for the short write that records what the provider answered.
+is locked only for the short write that records what the provider answered. An unpaid Stripe
+order that gets cancelled has its PaymentIntent cancelled too, on `order_changed` (sent after
+the cancel committed), so the buyer can no longer pay an order that is gone.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from flask import current_app
 from orders import services
 from orders.errors import InvalidTransition, PaymentRateLimited, PaymentUnavailable
 from orders.models import Order, OrderStatus
+from shop import signals
 from shop.extensions import db
 from shop.i18n import N_
 
@@ -106,6 +109,26 @@ class StripeGateway:
             )
         )
         return refund.id
+
+    def cancel_intent(self, intent_id: str, *, order_id: int) -> str:
+        """Cancel an intent so it can no longer be paid; returns its status at Stripe afterwards.
+
+        Stripe refuses (`payment_intent_unexpected_state`) once a payment succeeded or is
+        processing: that is an answer, not an outage, so the status it reports is returned.
+        """
+
+        def request() -> str:
+            try:
+                return self.client.v1.payment_intents.cancel(
+                    intent_id, options={"idempotency_key": f"order-{order_id}-pi-cancel"}
+                ).status
+            except stripe.InvalidRequestError as err:
+                if err.code != "payment_intent_unexpected_state":
+                    raise
+                intent = err.error.payment_intent if err.error else None
+                return intent.status if intent is not None else "unexpected_state"
+
+        return _call(request)
 
 
 def _call(request):
@@ -223,3 +246,48 @@ def start_payment(order_id: int, *, gateway: Gateway) -> PaymentStart:
     start = PaymentStart(gateway.name, order.payment_client_secret, publishable)
     db.session.commit()
     return start
+
+
+def cancel_intent(order_id: int) -> str | None:
+    """Cancel a cancelled order's Stripe intent, and say in its history how that went.
+
+    Never raises for Stripe: the order is already cancelled in our database, and a payment
+    that still gets through is a late payment (stock taken again, or refunded). Returns what
+    was recorded, or None when there was nothing to cancel (demo, never started, paid).
+    """
+    order = services.get_order(order_id)
+    intent_id = order.payment_intent_id
+    wanted = (
+        order.status == OrderStatus.CANCELLED
+        and order.payment_provider == "stripe"
+        and intent_id is not None
+        and order.paid_at is None
+    )
+    db.session.commit()  # no transaction open across the network call
+    if not wanted:
+        return None
+    try:
+        status = gateway("stripe").cancel_intent(intent_id, order_id=order_id)
+    except (PaymentUnavailable, PaymentRateLimited):
+        log.warning("could not cancel intent %s of cancelled order %s", intent_id, order_id)
+        status = "unknown"
+    kind = "stripe_payment_cancelled" if status == "canceled" else "stripe_payment_not_cancelled"
+    order = services.lock_order(order_id)
+    services.record(order, kind, data={"intent": intent_id, "intent_status": status})
+    db.session.commit()
+    return kind
+
+
+@signals.order_changed.connect
+def _on_order_changed(app, order_id: int | None = None, status: str | None = None, **_) -> None:
+    """After an unpaid order's cancel committed (buyer, admin or expiry): cancel its intent.
+
+    A failure here must not fail the cancel that sent the news: it is logged and dropped.
+    """
+    if status != OrderStatus.CANCELLED or not order_id:
+        return
+    try:
+        cancel_intent(order_id)
+    except Exception:
+        db.session.rollback()
+        log.exception("cancelling the intent of order %s failed", order_id)

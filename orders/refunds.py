@@ -84,10 +84,48 @@ def apply_refund(order_id: int, *, refund_id: str, actor: User, reason: str) -> 
         db.session.commit()
         return order
     _check_refundable(order, actor)
+    return _refund_in_full(order, refund_id=refund_id, actor_id=actor.id, reason=reason)
+
+
+def record_provider_refund(order_id: int, *, amount_refunded: int, reference: str) -> str:
+    """A refund made at the provider (Stripe's dashboard): count it once, never backwards.
+
+    `amount_refunded` is the provider's running total for the payment, so a replay, an event
+    arriving out of order or the echo of our own refund (already counted by `apply_refund`)
+    adds nothing: only a total above what the order shows is applied. Reaching the order's
+    total refunds it the way our own refund does; less is recorded as a partial refund. The
+    charge id (`reference`) stands for the provider's refunds in the order's history.
+    """
+    order = services.lock_order(order_id)
+    amount = min(amount_refunded, order.total)
+    if order.status not in REFUNDABLE or amount <= order.refunded_amount:
+        db.session.commit()
+        return "no_change"
+    if amount == order.total:
+        _refund_in_full(order, refund_id=reference, actor_id=None, reason="stripe_refunded")
+        return "refunded"
+    now = utcnow()
+    services.record(
+        order,
+        "stripe_partly_refunded",
+        at=now,
+        data={"charge": reference, "amount": amount - order.refunded_amount, "refunded": amount},
+    )
+    order.refunded_amount = amount
+    order.refunded_at = now
+    order_id, status = order.id, order.status
+    db.session.commit()
+    signals.order_changed.send(current_app._get_current_object(), order_id=order_id, status=status)
+    return "partly_refunded"
+
+
+def _refund_in_full(order: Order, *, refund_id: str, actor_id: int | None, reason: str) -> Order:
+    """Refund a locked order in full, commit, then announce: the one write both refunds share."""
     now = utcnow()
     cancelled = services.cancel_shipments(order, at=now)
     never_shipped = {s.cooperative_id for s in cancelled}
     returned = services.restock([i for i in order.items if i.cooperative_id in never_shipped])
+    amount = order.total - order.refunded_amount  # what this refund adds to any partial ones
     order.status = OrderStatus.REFUNDED
     order.refund_id = refund_id
     order.refunded_amount = order.total
@@ -95,11 +133,11 @@ def apply_refund(order_id: int, *, refund_id: str, actor: User, reason: str) -> 
     services.record(
         order,
         reason,
-        actor_id=actor.id,
+        actor_id=actor_id,
         at=now,
         data={
             "refund": refund_id,
-            "amount": order.total,
+            "amount": amount,
             "restocked": {str(k): v for k, v in returned.items()},
         },
     )

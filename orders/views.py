@@ -39,6 +39,12 @@ EVENT_LABELS = {
     ),
     "late_payment_no_stock": _l("Payment arrived after the order expired and the stock was gone"),
     "late_payment_refunded": _l("That late payment was refunded in full"),
+    "stripe_payment_cancelled": _l("The payment was cancelled at Stripe; it can no longer be made"),
+    "stripe_payment_not_cancelled": _l(
+        "Stripe could not cancel the payment; if it goes through, it is kept or refunded"
+    ),
+    "stripe_refunded": _l("Refunded in full through Stripe"),
+    "stripe_partly_refunded": _l("Partly refunded through Stripe"),
     "shipped": _l("Shipped"),
     "delivered": _l("Delivered"),
 }

@@ -4,6 +4,8 @@ The signature is checked on the raw body. Each event id is claimed in `WebhookEv
 key) before it is applied, so a replay or a concurrent duplicate does nothing; if applying fails
 the claim is released and Stripe's retry gets another chance. The intent is re-read from Stripe
 and acted on by its state, so events arriving out of order never move an order backwards.
+`charge.refunded` (a refund made in Stripe's dashboard) carries the charge's running refunded
+total, which is applied only where it exceeds what the order already shows.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from orders import services
 from orders.models import Order, OrderStatus, WebhookEvent
 from orders.payments import gateway
-from orders.refunds import settle_payment
+from orders.refunds import record_provider_refund, settle_payment
 from shop.database import begin_write
 from shop.errors import DomainError
 from shop.extensions import db
@@ -89,6 +91,8 @@ def _is_id(value: object, longest: int = 255) -> bool:
 
 
 def _apply(kind: str, obj: dict) -> str:
+    if kind == "charge.refunded":
+        return _apply_refund(obj)
     if not kind.startswith("payment_intent.") or not _is_id(obj.get("id")):
         return "ignored"
     intent_id = obj["id"]
@@ -109,6 +113,28 @@ def _apply(kind: str, obj: dict) -> str:
     if kind in ("payment_intent.payment_failed", "payment_intent.canceled"):
         return _note_failure(order_id, kind, obj, intent["status"])
     return "no_change"
+
+
+def _apply_refund(charge: dict) -> str:
+    """A refund made in Stripe: count the charge's cumulative `amount_refunded` on its order.
+
+    Should the refund overtake the payment's own news, the payment is applied first (from the
+    intent's state, as its event would be), so the refund lands on a paid order.
+    """
+    intent_id, refunded = charge.get("payment_intent"), charge.get("amount_refunded")
+    if not (_is_id(intent_id) and _is_id(charge.get("id"))):
+        return "ignored"
+    if type(refunded) is not int or refunded <= 0:
+        return "ignored"
+    order = _order_for(intent_id, charge)
+    if order is None:
+        log.warning("Stripe refund for unknown intent %s acknowledged", intent_id)
+        return "unknown_intent"
+    order_id, unsettled = order.id, order.status in _UNSETTLED and order.refund_id is None
+    db.session.commit()
+    if unsettled:
+        _apply("payment_intent.succeeded", {"id": intent_id})
+    return record_provider_refund(order_id, amount_refunded=refunded, reference=charge["id"])
 
 
 def _order_for(intent_id: str, obj: dict) -> Order | None:

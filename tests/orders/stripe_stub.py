@@ -1,9 +1,12 @@
 """A small local stand-in of the Stripe API, for the real `stripe` library via STRIPE_API_BASE.
 
 Implements what Farmlive calls: POST /v1/payment_intents (honouring Idempotency-Key),
-GET /v1/payment_intents/<id>, POST /v1/payment_intents/<id>/cancel and POST /v1/refunds, with
-switches to simulate an outage (500s, or a closed port via `unreachable_url`) and 429s. Also
-signs webhook deliveries the way Stripe does. Reusable outside the order tests (benchmarks):
+GET /v1/payment_intents/<id>, POST /v1/payment_intents/<id>/cancel (refused, as Stripe does,
+once the intent succeeded or is processing) and POST /v1/refunds (whole or partial, against the
+intent's charge), with switches to simulate an outage (500s, or a closed port via
+`unreachable_url`) and 429s. Refunds made "in the dashboard" (`dashboard_refund`) return the
+charge for a `charge.refunded` event. Also signs webhook deliveries the way Stripe does.
+Reusable outside the order tests (benchmarks):
 
     with StripeStub() as stub:
         app.config["STRIPE_API_BASE"] = stub.url
@@ -40,6 +43,8 @@ class StripeStub:
     def __init__(self) -> None:
         self.intents: dict[str, dict] = {}
         self.refunds: list[dict] = []
+        self.charges: dict[str, dict] = {}  # by intent id, once the intent succeeded
+        self.cancels: list[tuple[str, str]] = []  # (intent id, "canceled" | "refused")
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request seen
         self.mode = "ok"  # "ok" | "down" (every request answers 500)
         self.rate_limited = 0  # answer this many next requests with 429
@@ -81,7 +86,19 @@ class StripeStub:
             intent["status"] = status
             if status == "succeeded":
                 intent["amount_received"] = intent["amount"]
+                intent["latest_charge"] = self._charge(intent)["id"]
             return dict(intent)
+
+    def dashboard_refund(self, intent_id: str, amount: int | None = None) -> dict:
+        """Refund (part of) a payment as someone in Stripe's dashboard would; returns the charge."""
+        with self._lock:
+            status, answer = self._refund(self.intents[intent_id], amount)
+            assert status == 200, answer
+            return self.charge_of(intent_id)
+
+    def charge_of(self, intent_id: str) -> dict:
+        """The intent's charge as a `charge.*` event carries it (refunded total so far)."""
+        return dict(self.charges[intent_id])
 
     def created_intents(self) -> int:
         return sum(1 for m, p in self.requests if m == "POST" and p == "/v1/payment_intents")
@@ -136,27 +153,68 @@ class StripeStub:
                     "error": {"type": "invalid_request_error", "message": "No such payment_intent"}
                 }
             if method == "POST" and parts[3:] == ["cancel"]:
-                intent["status"] = "canceled"
+                return self._cancel(intent)
             return 200, dict(intent)
         if method == "POST" and parts == ["v1", "refunds"]:
             intent = self.intents.get(params.get("payment_intent", ""))
             if intent is None or intent["status"] != "succeeded":
-                return 400, {
-                    "error": {
-                        "type": "invalid_request_error",
-                        "message": "This PaymentIntent has no charge to refund",
-                    }
+                return _refused("This PaymentIntent has no charge to refund")
+            return self._refund(intent, int(params["amount"]) if "amount" in params else None)
+        return 404, {"error": {"type": "invalid_request_error", "message": "Unknown path"}}
+
+    def _cancel(self, intent: dict) -> tuple[int, dict]:
+        """Stripe cancels only intents still waiting for a payment; it reports the state else."""
+        if intent["status"] in ("succeeded", "processing", "canceled"):
+            self.cancels.append((intent["id"], "refused"))
+            return 400, {
+                "error": {
+                    "type": "invalid_request_error",
+                    "code": "payment_intent_unexpected_state",
+                    "message": "You cannot cancel this PaymentIntent because it has a status "
+                    f"of {intent['status']}.",
+                    "payment_intent": dict(intent),
                 }
-            refund = {
-                "id": "re_" + secrets.token_hex(8),
-                "object": "refund",
+            }
+        intent["status"] = "canceled"
+        self.cancels.append((intent["id"], "canceled"))
+        return 200, dict(intent)
+
+    def _charge(self, intent: dict) -> dict:
+        return self.charges.setdefault(
+            intent["id"],
+            {
+                "id": "ch_" + secrets.token_hex(8),
+                "object": "charge",
                 "payment_intent": intent["id"],
                 "amount": intent["amount"],
-                "status": "succeeded",
-            }
-            self.refunds.append(refund)
-            return 200, refund
-        return 404, {"error": {"type": "invalid_request_error", "message": "Unknown path"}}
+                "amount_refunded": 0,
+                "refunded": False,
+                "currency": intent["currency"],
+                "metadata": dict(intent["metadata"]),
+            },
+        )
+
+    def _refund(self, intent: dict, amount: int | None) -> tuple[int, dict]:
+        """Refund `amount` (default: all that is left) of the intent's charge, as Stripe does."""
+        charge = self._charge(intent)
+        left = charge["amount"] - charge["amount_refunded"]
+        amount = left if amount is None else amount
+        if left == 0:
+            return _refused("Charge has already been refunded.", "charge_already_refunded")
+        if not 0 < amount <= left:
+            return _refused("Refund amount is greater than unrefunded amount on charge.")
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount"]
+        refund = {
+            "id": "re_" + secrets.token_hex(8),
+            "object": "refund",
+            "payment_intent": intent["id"],
+            "charge": charge["id"],
+            "amount": amount,
+            "status": "succeeded",
+        }
+        self.refunds.append(refund)
+        return 200, refund
 
     def _handler(self):
         stub = self
@@ -189,8 +247,15 @@ class StripeStub:
         return Handler
 
 
+def _refused(message: str, code: str | None = None) -> tuple[int, dict]:
+    error = {"type": "invalid_request_error", "message": message}
+    if code:
+        error["code"] = code
+    return 400, {"error": error}
+
+
 def event(kind: str, intent: dict, *, event_id: str | None = None) -> dict:
-    """A Stripe event envelope around an intent snapshot."""
+    """A Stripe event envelope around an object snapshot (an intent, or a charge)."""
     return {
         "id": event_id or "evt_" + secrets.token_hex(8),
         "object": "event",
