@@ -51,6 +51,9 @@ class Config:
     REDIS_URL = os.environ.get("REDIS_URL") or None
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "farmlive")
+    # With Redis: a server process that dies without disconnecting its viewers (killed, out of
+    # memory) stops vouching for them; they leave the viewer count this many seconds later.
+    VIEWER_STALE_SECONDS = _env_float("VIEWER_STALE_SECONDS", 30.0)
     # Socket connections are accepted from these origins only; empty means the site's own.
     SOCKETIO_ALLOWED_ORIGINS = [
         o.strip() for o in os.environ.get("SOCKETIO_ALLOWED_ORIGINS", "").split(",") if o.strip()

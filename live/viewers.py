@@ -3,13 +3,23 @@
 Counts live in Redis when REDIS_URL is set (every server process sees the same room), else in
 this process. The database keeps what reports need: `ViewerVisit`, `peak_viewers` and one
 `ViewerSample` per minute.
+
+With Redis, each session has one sorted set of Socket.IO sids scored by when their process last
+vouched for them (Redis server time, so hosts' clocks never matter). A process adds and removes
+its own sids at once (join, leave, clean disconnect) and keeps a copy of them in memory; a
+heartbeat task re-scores that copy every VIEWER_STALE_SECONDS / 3 while the process has viewers.
+The count is the number of sids seen within VIEWER_STALE_SECONDS, so the viewers of a process
+that dies without disconnecting them (SIGKILL, OOM, power) drop out within that time. The
+heartbeat also puts back sids Redis lost (a restart, or an outage longer than the stale time).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Iterable
 from datetime import datetime
 
 from flask import Flask, current_app
@@ -22,7 +32,10 @@ from shop.database import begin_write
 from shop.extensions import db, socketio
 from shop.models import utcnow
 
+log = logging.getLogger(__name__)
+
 BROADCAST_INTERVAL = 1.0  # seconds: a crowd joining at once gets one count per second
+HEARTBEAT_BATCH = 1000  # sids per script call, so one call never holds Redis for long
 
 
 class MemoryCounter:
@@ -48,42 +61,109 @@ class MemoryCounter:
 
 
 class RedisCounter:
-    """Connections per session in a Redis set, shared by every server process."""
+    """Connections per session shared by every server process, forgetting dead processes' ones.
 
-    def __init__(self, url: str, prefix: str) -> None:
+    The sorted set holds sid -> last seen; this process's own sids are also kept in `_mine` so
+    the heartbeat can vouch for them. Adds and removes write to memory first, then to Redis.
+    """
+
+    # KEYS[1] the session's set; ARGV: stale seconds, "add" | "remove" | "count", sids...
+    # Scores are Redis server time; every call prunes stale sids and returns the live count.
+    _SCRIPT = """
+    local t = redis.call('TIME')
+    local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+    local stale = tonumber(ARGV[1])
+    for i = 3, #ARGV do
+        if ARGV[2] == 'add' then
+            redis.call('ZADD', KEYS[1], now, ARGV[i])
+        else
+            redis.call('ZREM', KEYS[1], ARGV[i])
+        end
+    end
+    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - stale)
+    if ARGV[2] == 'add' then
+        redis.call('PEXPIRE', KEYS[1], math.ceil(stale * 1000))
+    end
+    return redis.call('ZCARD', KEYS[1])
+    """
+
+    def __init__(self, url: str, prefix: str, *, stale_seconds: float) -> None:
         import redis
 
-        self._redis = redis.Redis.from_url(url)
+        self._script = redis.Redis.from_url(url).register_script(self._SCRIPT)
         self._prefix = prefix
+        self._stale = stale_seconds
+        self._mine: dict[int, set[str]] = {}
+        self._lock = threading.Lock()
+        self._beating = False
 
     def _key(self, session_id: int) -> str:
-        return f"{self._prefix}:live:{session_id}:connections"
+        return f"{self._prefix}:live:{session_id}:viewers"
+
+    def _run(self, session_id: int, op: str, sids: Iterable[str] = ()) -> int:
+        return int(self._script(keys=[self._key(session_id)], args=[self._stale, op, *sids]))
 
     def add(self, session_id: int, sid: str) -> int:
-        pipe = self._redis.pipeline()
-        pipe.sadd(self._key(session_id), sid)
-        pipe.expire(self._key(session_id), 2 * 86400)
-        pipe.scard(self._key(session_id))
-        return int(pipe.execute()[-1])
+        with self._lock:
+            self._mine.setdefault(session_id, set()).add(sid)
+            start = not self._beating
+            self._beating = True
+        if start:
+            socketio.start_background_task(self._heartbeat)
+        return self._run(session_id, "add", [sid])
 
     def remove(self, session_id: int, sid: str) -> int:
-        pipe = self._redis.pipeline()
-        pipe.srem(self._key(session_id), sid)
-        pipe.scard(self._key(session_id))
-        return int(pipe.execute()[-1])
+        with self._lock:
+            room = self._mine.get(session_id, set())
+            room.discard(sid)
+            if not room:
+                self._mine.pop(session_id, None)
+        return self._run(session_id, "remove", [sid])
 
     def count(self, session_id: int) -> int:
-        return int(self._redis.scard(self._key(session_id)))
+        return self._run(session_id, "count")
+
+    def _heartbeat(self) -> None:
+        """Vouch for this process's sids until it has none left (the next add starts it again)."""
+        while True:
+            socketio.sleep(self._stale / 3)
+            with self._lock:
+                mine = {session_id: set(sids) for session_id, sids in self._mine.items()}
+                if not mine:
+                    self._beating = False
+                    return
+            try:
+                for session_id, sids in mine.items():
+                    self._vouch(session_id, sids)
+            except Exception as err:  # noqa: BLE001 - Redis down: try again next beat
+                log.warning("viewer heartbeat failed: %s", err)
+
+    def _vouch(self, session_id: int, sids: set[str]) -> None:
+        """Re-score `sids`, then take out any that left while we wrote (their remove may have
+        reached Redis before our re-score did)."""
+        ordered = sorted(sids)
+        for start in range(0, len(ordered), HEARTBEAT_BATCH):
+            self._run(session_id, "add", ordered[start : start + HEARTBEAT_BATCH])
+        with self._lock:
+            gone = sids - self._mine.get(session_id, set())
+        if gone:
+            self._run(session_id, "remove", sorted(gone))
 
 
 def counter(app: Flask | None = None) -> MemoryCounter | RedisCounter:
     app = app or current_app._get_current_object()
     store = app.extensions.get("farmlive.live_viewers")
     if store is None:
-        url = app.config.get("REDIS_URL")
-        store = RedisCounter(url, app.config["SOCKETIO_CHANNEL"]) if url else MemoryCounter()
-        app.extensions["farmlive.live_viewers"] = store
+        store = app.extensions["farmlive.live_viewers"] = _make_counter(app)
     return store
+
+
+def _make_counter(app: Flask) -> MemoryCounter | RedisCounter:
+    url = app.config.get("REDIS_URL")
+    if not url:
+        return MemoryCounter()
+    stale = app.config["VIEWER_STALE_SECONDS"]
+    return RedisCounter(url, app.config["SOCKETIO_CHANNEL"], stale_seconds=stale)
 
 
 def count(session_id: int) -> int:
