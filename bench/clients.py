@@ -247,6 +247,32 @@ async def sustained(
     warmup: float = 1.0,
 ) -> dict:
     """`concurrency` buyers tap checkout back to back; counts only what lands in the window."""
+
+    async def tap(index: int) -> tuple[int, float]:
+        status, _body, took = await buyers[index % len(buyers)].checkout(session_id, variant_id)
+        return status, took
+
+    return await _back_to_back(tap, concurrency=concurrency, seconds=seconds, warmup=warmup)
+
+
+async def sustained_minimal(
+    base_url: str, *, concurrency: int, seconds: float, warmup: float = 1.0
+) -> dict:
+    """The same load on bench.minimal_app: plain JSON POSTs, no login, session or CSRF token."""
+    client = Browser(base_url)
+
+    async def tap(index: int) -> tuple[int, float]:
+        status, _body, took = await client.request("POST", "/checkout", {"buyer": index})
+        return status, took
+
+    try:
+        return await _back_to_back(tap, concurrency=concurrency, seconds=seconds, warmup=warmup)
+    finally:
+        await client.close()
+
+
+async def _back_to_back(tap, *, concurrency: int, seconds: float, warmup: float) -> dict:
+    """`concurrency` workers call `tap(index)` back to back; 200/201 in the window are orders."""
     started = time.monotonic()
     window_start = started + warmup
     deadline = window_start + seconds
@@ -254,11 +280,10 @@ async def sustained(
     statuses: dict[int, int] = {}
 
     async def worker(index: int) -> None:
-        buyer = buyers[index % len(buyers)]
         for _ in range(1_000_000):
             if time.monotonic() >= deadline:
                 return
-            status, _body, took = await buyer.checkout(session_id, variant_id)
+            status, took = await tap(index)
             finished = time.monotonic()
             if window_start <= finished < deadline:
                 statuses[status] = statuses.get(status, 0) + 1

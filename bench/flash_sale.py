@@ -6,7 +6,8 @@
 (1) the database's own limit for the checkout transaction (raw psycopg/sqlite3, 8 connections);
 (2) N Socket.IO viewers join a live session, the host pins, `pinned` arrival is timed per viewer;
 (3) M buyers tap instant checkout within two seconds on S units, then pay;
-(4) sustained checkout at 32 and 256 concurrent buyers on plentiful stock.
+(4) sustained checkout at 32 and 256 concurrent buyers on plentiful stock;
+(5) the same sustained load at 32 on bench.minimal_app, bare Flask running (1)'s transaction.
 Only 127.0.0.1 traffic; every phase has a count and a time limit. See BENCHMARKS.md.
 """
 
@@ -33,10 +34,12 @@ from bench.clients import (
     ms,
     percentile,
     sustained,
+    sustained_minimal,
 )
 from bench.payments import WEBHOOK_SECRET, pay_all, stripe_stub
 from bench.rawdb import raw_db_tps
 from bench.servers import (
+    ROOT,
     GunicornServer,
     base_env,
     create_schema,
@@ -45,6 +48,8 @@ from bench.servers import (
     stop_all,
 )
 from bench.setup_data import BenchData, seed
+
+MINIMAL_CONCURRENCY = 32
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,6 +74,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--polling-first", action="store_true", help="viewers start on polling")
     parser.add_argument("--pool-size", type=int, default=None, help="DB_POOL_SIZE per process")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument("--no-minimal", action="store_true", help="skip the minimal-app phase")
     args = parser.parse_args(argv)
     if args.processes < 1 or args.viewers < 0 or args.buyers < 1 or args.stock < 0:
         parser.error("processes and buyers must be >= 1; viewers and stock >= 0")
@@ -101,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         stop_all(servers)
         if stub is not None:
             stub.stop()
+    if not args.no_minimal:
+        results.update(_minimal(args, database_url, workdir))
     results.update(_consistency(database_url, data, args.stock))
     results["db_locked_errors"] = sum(
         s.log_tail(10**8).count("database is locked") for s in servers
@@ -154,6 +162,32 @@ def _start(args, database_url: str, workdir: Path, stub) -> list[GunicornServer]
         stop_all(servers)
         raise
     return servers
+
+
+def _minimal(args: argparse.Namespace, database_url: str, workdir: Path) -> dict:
+    """(5) The baseline, with our servers stopped: one gunicorn+gevent worker, rawdb's tables."""
+    print(f"(5) minimal Flask app, {MINIMAL_CONCURRENCY} concurrent clients ...", flush=True)
+    env = base_env(DATABASE_URL=database_url)
+    if args.pool_size is not None:
+        env["DB_POOL_SIZE"] = str(args.pool_size)
+    server = GunicornServer(
+        env,
+        workdir / "minimal.log",
+        target="bench.minimal_app:app",
+        config=ROOT / "bench" / "minimal_gunicorn.py",
+    ).start()
+    try:
+        result = asyncio.run(
+            sustained_minimal(
+                server.url, concurrency=MINIMAL_CONCURRENCY, seconds=args.sustain_seconds
+            )
+        )
+    finally:
+        server.stop()
+    return {
+        f"minimal_rps_{MINIMAL_CONCURRENCY}": result["rps"],
+        f"minimal_{MINIMAL_CONCURRENCY}": result,
+    }
 
 
 async def run_phases(args, data: BenchData, urls: list[str], servers, stub) -> dict:

@@ -37,8 +37,8 @@ _SQLITE_DDL = [
     " created_at text NOT NULL DEFAULT CURRENT_TIMESTAMP)",
     f"INSERT INTO bench_raw_stock VALUES (1, {STOCK})",
 ]
-_DECREMENT = "UPDATE bench_raw_stock SET stock = stock - 1 WHERE id = 1 AND stock >= 1"
-_INSERT = (
+DECREMENT = "UPDATE bench_raw_stock SET stock = stock - 1 WHERE id = 1 AND stock >= 1"
+INSERT = (
     "INSERT INTO bench_raw_order (variant_id, buyer_id, quantity, unit_price, total, status)"
     " VALUES (1, {buyer}, 1, 8800, 8800, 'pending_payment')"
 )
@@ -97,10 +97,10 @@ def _pg_worker(dsn: str):
             while time.monotonic() < deadline:
                 try:
                     with conn.transaction():
-                        cursor = conn.execute(_DECREMENT)
+                        cursor = conn.execute(DECREMENT)
                         if cursor.rowcount != 1:
                             raise RuntimeError("sold out")
-                        conn.execute(_INSERT.format(buyer=index))
+                        conn.execute(INSERT.format(buyer=index))
                     counts[index] += 1
                 except Exception as err:  # counted and reported, never silently dropped
                     errors.append(repr(err))
@@ -128,9 +128,9 @@ def _sqlite_worker(path: str):
             while time.monotonic() < deadline:
                 try:
                     conn.execute("BEGIN IMMEDIATE")
-                    if conn.execute(_DECREMENT).rowcount != 1:
+                    if conn.execute(DECREMENT).rowcount != 1:
                         raise RuntimeError("sold out")
-                    conn.execute(_INSERT.format(buyer=index))
+                    conn.execute(INSERT.format(buyer=index))
                     conn.execute("COMMIT")
                     counts[index] += 1
                 except Exception as err:

@@ -34,9 +34,22 @@ def base_env(**extra: str) -> dict[str, str]:
 
 
 class GunicornServer:
-    """`gunicorn -k gevent -w 1 --bind 127.0.0.1:PORT wsgi:app`, as deploy/systemd runs it."""
+    """`gunicorn -k gevent -w 1 --bind 127.0.0.1:PORT wsgi:app`, as deploy/systemd runs it.
 
-    def __init__(self, env: dict[str, str], log_path: Path, port: int | None = None) -> None:
+    `target` and `config` let the benchmark serve its minimal baseline app the same way.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        log_path: Path,
+        port: int | None = None,
+        *,
+        target: str = "wsgi:app",
+        config: Path = ROOT / "gunicorn.conf.py",
+    ) -> None:
+        self.target = target
+        self.config = config
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
@@ -47,14 +60,14 @@ class GunicornServer:
         command = [
             str(GUNICORN),
             "--config",
-            str(ROOT / "gunicorn.conf.py"),
+            str(self.config),
             "--worker-class",
             "gevent",
             "--workers",
             "1",
             "--bind",
             f"127.0.0.1:{self.port}",
-            "wsgi:app",
+            self.target,
         ]
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(

@@ -15,6 +15,8 @@ TARGETS = {
     "oversold": ("0", lambda r: r.get("oversold"), 0, "max"),
     "server_rss_mb": ("≤ 256 MB (1,000 viewers)", lambda r: r.get("server_rss_mb"), 256, "max"),
 }
+# Ratios keep derive()'s three places in the table: 0.039 must not print as 0.0.
+RATIOS = {"ratio_to_db", "rps_256_over_32", "minimal_ratio_to_db", "checkout_vs_minimal"}
 
 
 def machine() -> dict:
@@ -88,6 +90,13 @@ def derive(results: dict) -> None:
     results["ratio_to_db"] = round(rps32 / raw, 3) if raw and rps32 is not None else None
     results["rps_256_over_32"] = round(rps256 / rps32, 3) if rps32 and rps256 is not None else None
     results["ratio_to_db_256"] = round(rps256 / raw, 3) if raw and rps256 is not None else None
+    minimal = results.get("minimal_rps_32")
+    results["minimal_ratio_to_db"] = (
+        round(minimal / raw, 3) if raw and minimal is not None else None
+    )
+    results["checkout_vs_minimal"] = (
+        round(rps32 / minimal, 3) if minimal and rps32 is not None else None
+    )
 
 
 def _verdict(kind: str, value, limit) -> str:
@@ -107,6 +116,9 @@ def table(results: dict) -> str:
         ("checkout_rps_256", results.get("checkout_rps_256")),
         ("ratio_to_db", results.get("ratio_to_db")),
         ("rps_256_over_32", results.get("rps_256_over_32")),
+        ("minimal_rps_32", results.get("minimal_rps_32")),
+        ("minimal_ratio_to_db", results.get("minimal_ratio_to_db")),
+        ("checkout_vs_minimal", results.get("checkout_vs_minimal")),
         ("viewers / connected", f"{results.get('viewers')} / {results.get('viewers_connected')}"),
         ("delivered", results.get("delivered")),
         ("fanout_p50_ms", results.get("fanout_p50_ms")),
@@ -128,7 +140,8 @@ def table(results: dict) -> str:
         if key in TARGETS:
             text, get, limit, kind = TARGETS[key]
             target = f"{text}: {_verdict(kind, get(results), limit)}"
-        lines.append(f"{label:<26} {_fmt(value):>16}  {target}")
+        shown = f"{value:.3f}" if key in RATIOS and isinstance(value, float) else _fmt(value)
+        lines.append(f"{label:<26} {shown:>16}  {target}")
     return "\n".join(lines)
 
 
