@@ -44,8 +44,10 @@ class Config:
     # PostgreSQL pool per server process (README "Production", connection pool sizing): keep
     # processes x (DB_POOL_SIZE + DB_MAX_OVERFLOW) + 10 below the server's max_connections (100);
     # a request that finds no free connection waits DB_POOL_TIMEOUT seconds, then gets a 503.
-    DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "10"))
-    DB_MAX_OVERFLOW = int(os.environ.get("DB_MAX_OVERFLOW", "20"))
+    # The pool is filled when a worker starts and kept: no connection is opened or closed under
+    # load (overflow connections would be, at every burst).
+    DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "20"))
+    DB_MAX_OVERFLOW = int(os.environ.get("DB_MAX_OVERFLOW", "0"))
     DB_POOL_TIMEOUT = _env_float("DB_POOL_TIMEOUT", 5.0)
 
     REDIS_URL = os.environ.get("REDIS_URL") or None
@@ -96,6 +98,10 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True  # a 429 says when to retry (Retry-After)
     # Stock news to viewers is coalesced: at most one `stock` event per variant per interval.
     STOCK_BROADCAST_INTERVAL = _env_float("STOCK_BROADCAST_INTERVAL", 0.5)
+    # After a live checkout found a variant sold out, this process refuses further taps on it
+    # without a transaction for this long (a restock in this process ends it at once; one in
+    # another process within this time). 0 turns it off.
+    SOLD_OUT_MEMO_SECONDS = _env_float("SOLD_OUT_MEMO_SECONDS", 1.0)
     CHAT_RATE_LIMIT_SECONDS = _env_float("CHAT_RATE_LIMIT_SECONDS", 2.0)
 
     SESSION_COOKIE_HTTPONLY = True

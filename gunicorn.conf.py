@@ -27,7 +27,10 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # "-" for stdout; off
 
 
 def post_worker_init(worker) -> None:
-    """Start the expiry task in each worker (SKIP LOCKED keeps concurrent runners safe)."""
+    """Fill the database pool, then start the expiry task in each worker (SKIP LOCKED keeps
+    concurrent runners safe)."""
     from orders.tasks import start_background_tasks
+    from shop.database import warm_pool
 
+    warm_pool(worker.wsgi)
     start_background_tasks(worker.wsgi)

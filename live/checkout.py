@@ -3,18 +3,28 @@ order's own transaction, one order per tap through the Idempotency-Key."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
-from flask import Flask
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from flask import Flask, current_app
+from sqlalchemy import and_, bindparam, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from live.errors import IdempotencyKeyReused, LimitExceeded, NotLive, NotPinned
-from live.models import LiveSession, Pin, PinPurchase, SessionStatus
-from live.services import current_pin, get_session
+from live.errors import (
+    IdempotencyKeyReused,
+    LimitExceeded,
+    NotLive,
+    NotPinned,
+    SessionNotFound,
+)
+from live.models import LiveSession, Pin, PinPrice, PinPurchase, SessionStatus
 from orders import services as orders
+from orders.errors import SoldOut
 from orders.models import Order, OrderStatus
+from shop.database import begin_write
 from shop.extensions import db
 from shop.models import User
 
@@ -28,32 +38,114 @@ def checkout(
     address: dict,
     idempotency_key: str,
 ) -> tuple[Order, bool]:
-    """Place a `pending_payment` order at the current pin's live price; (order, created)."""
-    existing = db.session.scalar(
-        select(Order).where(Order.buyer_id == buyer.id, Order.idempotency_key == idempotency_key)
+    """Place a `pending_payment` order at the current pin's live price; (order, created).
+
+    One write transaction: the pin is read inside it (so the price and the limit are the ones
+    current when the order is written), then the order service inserts the order, counts the
+    buyer's units under the pin (`_count_purchase`) and takes the stock with the commit. A tap
+    that is refused (not live, not pinned, over the limit, sold out) may be a retry of a tap that
+    already won: its key then returns that order instead of the refusal.
+    """
+    buyer_id = buyer.id  # a rollback below expires `buyer`; its id is all a refusal needs
+    if sold_out_memo(current_app).covers(variant_id):
+        return _refused(SoldOut(variant_id, left=0), buyer_id, session_id, idempotency_key)
+    begin_write()
+    try:
+        pin_id, live_price, limit = _current_offer(session_id, variant_id)
+        if limit is not None and quantity > limit:
+            raise LimitExceeded(f"At most {limit} per buyer.")
+        return orders.place(
+            buyer,
+            [orders.Line(variant_id, quantity, unit_price=live_price)],
+            address,
+            live_session_id=session_id,
+            pin_id=pin_id,
+            idempotency_key=idempotency_key,
+            guard=_count_purchase(pin_id, buyer_id, quantity, limit) if limit else None,
+        )
+    except (NotLive, NotPinned, LimitExceeded, SoldOut) as refusal:
+        db.session.rollback()
+        if isinstance(refusal, SoldOut) and refusal.left == 0:
+            sold_out_memo(current_app).remember(variant_id)
+        return _refused(refusal, buyer_id, session_id, idempotency_key)
+    except Exception:
+        db.session.rollback()
+        raise
+
+
+def _refused(
+    refusal: Exception, buyer_id: int, session_id: int, idempotency_key: str
+) -> tuple[Order, bool]:
+    """Raise `refusal`, unless this tap is a retry of one that won: then its order."""
+    existing = orders.find_by_key(buyer_id, idempotency_key)
+    if existing is None:
+        raise refusal
+    return _replayed(existing, session_id), False
+
+
+class SoldOutMemo:
+    """Variants this process recently found sold out, so a flash crowd's late taps are refused
+    without a transaction each (the taps' own retries are still found by their key).
+
+    An entry lasts SOLD_OUT_MEMO_SECONDS; any stock change this process makes or hears about
+    (`stock_changed`) ends it at once, so a restock elsewhere is missed for at most that long.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self._seconds = seconds
+        self._until: dict[int, float] = {}
+
+    def remember(self, variant_id: int) -> None:
+        if self._seconds > 0:
+            self._until[variant_id] = time.monotonic() + self._seconds
+
+    def covers(self, variant_id: int) -> bool:
+        until = self._until.get(variant_id)
+        if until is None:
+            return False
+        if time.monotonic() < until:
+            return True
+        self._until.pop(variant_id, None)
+        return False
+
+    def forget(self, variant_ids: list[int]) -> None:
+        for variant_id in variant_ids:
+            self._until.pop(variant_id, None)
+
+
+def sold_out_memo(app: Flask) -> SoldOutMemo:
+    """The app's memo (one per app, so test apps never share one)."""
+    memo = app.extensions.get("farmlive.sold_out")
+    if memo is None:
+        seconds = float(app.config.get("SOLD_OUT_MEMO_SECONDS", 0))
+        memo = app.extensions.setdefault("farmlive.sold_out", SoldOutMemo(seconds))
+    return memo
+
+
+_SESSION, _PIN, _PRICE = LiveSession.__table__, Pin.__table__, PinPrice.__table__
+_OFFER = (
+    select(_SESSION.c.status, _PIN.c.id, _PRICE.c.live_price, _PIN.c.per_buyer_limit)
+    .select_from(_SESSION)
+    .outerjoin(_PIN, and_(_PIN.c.session_id == _SESSION.c.id, _PIN.c.ended_at.is_(None)))
+    .outerjoin(
+        _PRICE, and_(_PRICE.c.pin_id == _PIN.c.id, _PRICE.c.variant_id == bindparam("variant_id"))
     )
-    if existing is not None:
-        return _replayed(existing, session_id), False
-    live = get_session(session_id)
-    if live.status != SessionStatus.LIVE:
+    .where(_SESSION.c.id == bindparam("session_id"))
+    .limit(1)
+)
+
+
+def _current_offer(session_id: int, variant_id: int) -> tuple[int, int, int | None]:
+    """(pin id, live price, per-buyer limit) for `variant_id` in the session's current pin."""
+    row = db.session.execute(_OFFER, {"session_id": session_id, "variant_id": variant_id}).first()
+    if row is None:
+        raise SessionNotFound()
+    status, pin_id, live_price, limit = row
+    if status != SessionStatus.LIVE:
         raise NotLive()
-    pin = current_pin(session_id)
-    live_price = pin.live_price(variant_id) if pin is not None else None
-    if pin is None or live_price is None:
+    if pin_id is None or live_price is None:
         raise NotPinned(fields={"variant_id": [str(variant_id)]})
-    if pin.per_buyer_limit is not None and quantity > pin.per_buyer_limit:
-        raise LimitExceeded(f"At most {pin.per_buyer_limit} per buyer.")
-    pin_id, limit = pin.id, pin.per_buyer_limit
-    order = orders.place_order(
-        buyer,
-        [orders.Line(variant_id, quantity, unit_price=live_price)],
-        address,
-        live_session_id=session_id,
-        pin_id=pin_id,
-        idempotency_key=idempotency_key,
-        guard=_guard(session_id, pin_id, buyer.id, quantity, limit),
-    )
-    return order, True
+    return pin_id, live_price, limit
 
 
 def _replayed(order: Order, session_id: int) -> Order:
@@ -62,69 +154,38 @@ def _replayed(order: Order, session_id: int) -> Order:
     return order
 
 
-def _guard(
-    session_id: int, pin_id: int, buyer_id: int, quantity: int, limit: int | None
-) -> Callable[[Order], None]:
-    """Inside the order's transaction: the pin is still current and the limit still holds."""
+def _count_purchase(pin_id: int, buyer_id: int, quantity: int, limit: int) -> Callable[[int], None]:
+    """Inside the order's transaction: add `quantity` to the buyer's units under the pin only
+    while they stay within `limit`. One upsert: the unique (pin, buyer) row is created by the
+    first tap or raised by a conditional update, which concurrent taps serialise on."""
 
-    def guard(order: Order) -> None:
-        still = db.session.execute(
-            select(Pin.id)
-            .join(LiveSession, LiveSession.id == Pin.session_id)
-            .where(
-                Pin.id == pin_id,
-                Pin.ended_at.is_(None),
-                LiveSession.status == SessionStatus.LIVE,
-            )
-        ).first()
-        if still is None:
-            raise NotPinned()
-        if limit is not None:
-            _count_purchase(pin_id, buyer_id, quantity, limit)
+    def guard(_order_id: int) -> None:
+        dialect = db.session.get_bind().dialect.name
+        row = {"pin_id": pin_id, "buyer_id": buyer_id, "quantity": quantity, "limit": limit}
+        if db.session.execute(_count_units(dialect), row).first() is None:
+            raise LimitExceeded()
 
     return guard
 
 
-def _count_purchase(pin_id: int, buyer_id: int, quantity: int, limit: int) -> None:
-    """Add `quantity` to the buyer's units under the pin only while it stays within `limit`.
-
-    A conditional UPDATE, or the first INSERT; a concurrent first tap that loses the race on
-    the unique (pin, buyer) row retries the UPDATE, which then sees the winner's units.
-    """
-    if _add_units(pin_id, buyer_id, quantity, limit):
-        return
-    savepoint = db.session.begin_nested()
-    try:
-        db.session.execute(
-            insert(PinPurchase).values(pin_id=pin_id, buyer_id=buyer_id, quantity=quantity)
+@cache
+def _count_units(dialect: str):
+    """The upsert for `_count_purchase`, built once per database dialect."""
+    table = PinPurchase.__table__
+    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
+    return (
+        upsert.values(
+            pin_id=bindparam("pin_id"),
+            buyer_id=bindparam("buyer_id"),
+            quantity=bindparam("quantity"),
         )
-        savepoint.commit()
-        return
-    except IntegrityError:
-        savepoint.rollback()
-    if not _add_units(pin_id, buyer_id, quantity, limit):
-        raise LimitExceeded()
-
-
-def _add_units(pin_id: int, buyer_id: int, quantity: int, limit: int) -> bool:
-    result = db.session.execute(
-        update(PinPurchase)
-        .where(
-            PinPurchase.pin_id == pin_id,
-            PinPurchase.buyer_id == buyer_id,
-            PinPurchase.quantity + quantity <= limit,
+        .on_conflict_do_update(
+            index_elements=[table.c.pin_id, table.c.buyer_id],
+            set_={"quantity": table.c.quantity + upsert.excluded.quantity},
+            where=table.c.quantity + upsert.excluded.quantity <= bindparam("limit"),
         )
-        .values(quantity=PinPurchase.quantity + quantity)
-        .execution_options(synchronize_session=False)
+        .returning(table.c.id)
     )
-    if result.rowcount == 1:
-        return True
-    exists = db.session.scalar(
-        select(PinPurchase.id).where(PinPurchase.pin_id == pin_id, PinPurchase.buyer_id == buyer_id)
-    )
-    if exists is not None:
-        raise LimitExceeded()
-    return False
 
 
 def release_units(app: Flask, order_id: int) -> None:
@@ -133,8 +194,6 @@ def release_units(app: Flask, order_id: int) -> None:
         order = db.session.get(Order, order_id)
         if order is None or order.pin_id is None or order.status != OrderStatus.CANCELLED:
             return
-        from shop.database import begin_write
-
         begin_write()
         db.session.execute(
             update(PinPurchase)

@@ -16,7 +16,7 @@ from flask import current_app, request
 from flask_login import current_user
 from flask_socketio import join_room, leave_room
 
-from live import broadcast, chat, services, viewers
+from live import broadcast, chat, checkout, services, viewers
 from live.errors import SessionNotFound
 from shop import signals
 from shop.errors import DomainError
@@ -164,6 +164,7 @@ def on_message(data: Any) -> dict:
 @signals.stock_changed.connect
 def _on_stock_changed(app, variant_ids: list[int] | None = None, **_: Any) -> None:
     if variant_ids:
+        checkout.sold_out_memo(app).forget(list(variant_ids))
         broadcast.stock_news.changed(app, list(variant_ids))
 
 

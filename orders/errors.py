@@ -13,9 +13,12 @@ class OrderNotFound(NotFound):
 class SoldOut(Conflict):
     code, message = "sold_out", N_("Sold out: not enough stock left.")
 
-    def __init__(self, variant_id: int, message: str | None = None) -> None:
+    def __init__(
+        self, variant_id: int, message: str | None = None, *, left: int | None = None
+    ) -> None:
         super().__init__(message, fields={"variant_id": [str(variant_id)]})
         self.variant_id = variant_id
+        self.left = left  # the stock seen when refusing, if known
 
 
 class InvalidTransition(Conflict):

@@ -13,14 +13,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import make_transient_to_detached, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from orders.errors import InvalidTransition, OrderNotFound, SoldOut, UnknownVariant
 from orders.models import Order, OrderEvent, OrderItem, OrderStatus, Shipment, ShipmentStatus
 from shop import signals
-from shop.database import begin_write
+from shop.database import begin_write, commit_with
 from shop.extensions import db
 from shop.models import Product, User, Variant, utcnow
 
@@ -46,52 +47,118 @@ def place_order(
     live_session_id: int | None = None,
     pin_id: int | None = None,
     idempotency_key: str | None = None,
-    guard: Callable[[Order], None] | None = None,
+    guard: Callable[[int], None] | None = None,
 ) -> Order:
-    """Create a `pending_payment` order that holds its stock until `expires_at`.
-
-    All or nothing: each variant's stock is taken with a conditional UPDATE in this transaction,
-    just before the commit; if any line cannot be had, nothing is taken. `guard(order)` runs
-    inside the transaction before that (live checkout enforces its per-buyer limit there) and
-    may raise to undo everything. With an `idempotency_key`, the same key from the same buyer
-    returns the same order.
-    """
-    if idempotency_key:
-        existing = _find_by_key(buyer.id, idempotency_key)
-        if existing is not None:
-            return existing
-    merged = _merge_lines(lines)
-    begin_write()
-    try:
-        order = _create_order(
-            buyer, merged, address, clock, live_session_id, pin_id, idempotency_key
-        )
-        if guard is not None:
-            guard(order)
-        # Stock last: the hot variant rows stay locked only from here to the commit.
-        for variant_id, line in merged.items():
-            _take_stock(variant_id, line.quantity)
-        db.session.commit()
-    except IntegrityError:
-        db.session.rollback()
-        existing = _find_by_key(buyer.id, idempotency_key) if idempotency_key else None
-        if existing is None:
-            raise
-        return existing
-    except Exception:
-        db.session.rollback()
-        raise
-    signals.stock_changed.send(current_app._get_current_object(), variant_ids=list(merged))
-    signals.order_changed.send(
-        current_app._get_current_object(), order_id=order.id, status=order.status
+    """Create a `pending_payment` order that holds its stock until `expires_at` (see `place`)."""
+    order, _created = place(
+        buyer,
+        lines,
+        address,
+        clock=clock,
+        live_session_id=live_session_id,
+        pin_id=pin_id,
+        idempotency_key=idempotency_key,
+        guard=guard,
     )
     return order
 
 
-def _find_by_key(buyer_id: int, key: str) -> Order | None:
-    return db.session.scalar(
-        select(Order).where(Order.buyer_id == buyer_id, Order.idempotency_key == key)
+def place(
+    buyer: User,
+    lines: list[Line],
+    address: dict,
+    *,
+    clock: Clock = utcnow,
+    live_session_id: int | None = None,
+    pin_id: int | None = None,
+    idempotency_key: str | None = None,
+    guard: Callable[[int], None] | None = None,
+) -> tuple[Order, bool]:
+    """Create a `pending_payment` order that holds its stock until `expires_at`; (order, created).
+
+    All or nothing, in one transaction (joining a write the caller began): the order, its items
+    and its `placed` event are inserted, `guard(order_id)` runs (live checkout counts the buyer's
+    units under the pin there and may raise to undo everything), and each variant's stock is
+    taken last, sent together with the COMMIT (`commit_with`), so a hot variant's row stays
+    locked only inside the database. With an `idempotency_key`, the same key from the same buyer
+    returns the same order with `created` False: the unique (buyer, key) index decides, so the
+    usual new tap costs no lookup.
+    """
+    merged = _merge_lines(lines)
+    begin_write()
+    try:
+        found = _variants(merged)
+        now = clock()
+        order, items = _insert_order(
+            buyer, merged, found, address, now, live_session_id, pin_id, idempotency_key
+        )
+        if guard is not None:
+            guard(order["id"])
+        commit_with(
+            _TAKE_STOCK,
+            [{"variant_id": vid, "units": line.quantity} for vid, line in merged.items()],
+        )
+    except IntegrityError as err:
+        db.session.rollback()
+        if _STOCK_CHECK in str(err.orig):
+            raise _shortage(merged) from None
+        existing = find_by_key(buyer.id, idempotency_key) if idempotency_key else None
+        if existing is None:
+            raise
+        return existing, False
+    except Exception:
+        db.session.rollback()
+        raise
+    app = current_app._get_current_object()
+    signals.stock_changed.send(app, variant_ids=list(merged))
+    signals.order_changed.send(app, order_id=order["id"], status=order["status"])
+    return _attach(order, items), True
+
+
+# Statements built once (the checkout path runs them hundreds of times a second).
+_VARIANT, _PRODUCT = Variant.__table__, Product.__table__
+_ORDER, _ITEM, _EVENT = Order.__table__, OrderItem.__table__, OrderEvent.__table__
+_VARIANTS = (
+    select(
+        _VARIANT.c.id,
+        _VARIANT.c.name,
+        _VARIANT.c.price,
+        _VARIANT.c.stock,
+        _PRODUCT.c.id.label("product_id"),
+        _PRODUCT.c.name.label("product_name"),
+        _PRODUCT.c.cooperative_id,
+        _PRODUCT.c.active,
     )
+    .join(_PRODUCT, _VARIANT.c.product_id == _PRODUCT.c.id)
+    .where(_VARIANT.c.id.in_(bindparam("variant_ids", expanding=True)))
+)
+_BY_KEY = select(_ORDER.c.id).where(
+    _ORDER.c.buyer_id == bindparam("buyer_id"), _ORDER.c.idempotency_key == bindparam("key")
+)
+_INSERT_ORDER = insert(_ORDER).returning(_ORDER.c.id)
+_INSERT_ITEMS = insert(_ITEM).returning(_ITEM.c.id, sort_by_parameter_order=True)
+_INSERT_EVENT = insert(_EVENT)
+_SAVE_ADDRESS = (
+    update(User.__table__)
+    .where(User.__table__.c.id == bindparam("buyer_id"))
+    .values(saved_address=bindparam("address"))
+)
+# The stock statement: `stock >= 0` is a CHECK constraint on the variant, so the database itself
+# refuses a decrement below zero, atomically under the row lock (no read-then-write here). That
+# is what lets the statement travel with the COMMIT: a shortage fails the whole transaction.
+_TAKE_STOCK = (
+    update(_VARIANT)
+    .where(_VARIANT.c.id == bindparam("variant_id"))
+    .values(stock=_VARIANT.c.stock - bindparam("units"))
+)
+_STOCK_CHECK = "stock_not_negative"
+
+
+def find_by_key(buyer_id: int, key: str) -> Order | None:
+    """The buyer's order placed with this Idempotency-Key, if any (an index lookup first: on the
+    refusal path of a flash sale almost every answer is "none")."""
+    order_id = db.session.execute(_BY_KEY, {"buyer_id": buyer_id, "key": key}).scalar()
+    return db.session.get(Order, order_id) if order_id is not None else None
 
 
 def _merge_lines(lines: list[Line]) -> dict[int, Line]:
@@ -104,81 +171,107 @@ def _merge_lines(lines: list[Line]) -> dict[int, Line]:
     return dict(sorted(merged.items()))
 
 
-def _create_order(
-    buyer: User,
-    lines: dict[int, Line],
-    address: dict,
-    clock: Clock,
-    live_session_id: int | None,
-    pin_id: int | None,
-    idempotency_key: str | None,
-) -> Order:
-    rows = db.session.execute(
-        select(Variant, Product)
-        .join(Product, Variant.product_id == Product.id)
-        .where(Variant.id.in_(lines))
-    ).all()
-    found = {variant.id: (variant, product) for variant, product in rows}
-    missing = [vid for vid in lines if vid not in found or not found[vid][1].active]
+def _variants(lines: dict[int, Line]) -> dict[int, Any]:
+    """The lines' variants with their products; unknown or inactive ones and a visible
+    shortage are refused here, before anything is written."""
+    rows = db.session.execute(_VARIANTS, {"variant_ids": list(lines)}).all()
+    found = {row.id: row for row in rows}
+    missing = [vid for vid in lines if vid not in found or not found[vid].active]
     if missing:
         raise UnknownVariant(fields={"variant_id": [str(vid) for vid in missing]})
     for variant_id, line in lines.items():
-        if found[variant_id][0].stock < line.quantity:
-            raise SoldOut(variant_id)  # fast refusal only; the conditional UPDATE decides
+        if found[variant_id].stock < line.quantity:
+            # A fast refusal only; the stock statement decides.
+            raise SoldOut(variant_id, left=found[variant_id].stock)
+    return found
+
+
+def _insert_order(
+    buyer: User,
+    lines: dict[int, Line],
+    found: dict[int, Any],
+    address: dict,
+    now: datetime,
+    live_session_id: int | None,
+    pin_id: int | None,
+    idempotency_key: str | None,
+) -> tuple[dict, list[dict]]:
+    """Insert the order, its items and its `placed` event; their rows as dicts."""
+    items = []
+    for variant_id, line in lines.items():
+        row = found[variant_id]
+        items.append(
+            {
+                "variant_id": variant_id,
+                "product_id": row.product_id,
+                "cooperative_id": row.cooperative_id,
+                "name": f"{row.product_name} · {row.name}",
+                "unit_price": line.unit_price if line.unit_price is not None else row.price,
+                "quantity": line.quantity,
+            }
+        )
+    order = {
+        "number": _new_number(now),
+        "buyer_id": buyer.id,
+        "status": OrderStatus.PENDING_PAYMENT.value,
+        "total": sum(item["unit_price"] * item["quantity"] for item in items),
+        "currency": current_app.config["CURRENCY"],
+        "address": address,
+        "live_session_id": live_session_id,
+        "pin_id": pin_id,
+        "idempotency_key": idempotency_key,
+        "created_at": now,
+        "expires_at": now + timedelta(minutes=current_app.config["RESERVATION_MINUTES"]),
+        "refunded_amount": 0,
+        "holds_stock": True,
+    }
+    order["id"] = db.session.execute(_INSERT_ORDER, order).scalar_one()
+    for item in items:
+        item["order_id"] = order["id"]
+    ids = db.session.execute(_INSERT_ITEMS, items).scalars()
+    for item, item_id in zip(items, ids, strict=True):
+        item["id"] = item_id
+    event = {
+        "order_id": order["id"],
+        "kind": "placed",
+        "actor_id": buyer.id,
+        "message": "",
+        "data": {"total": order["total"]},
+        "created_at": now,
+    }
+    db.session.execute(_INSERT_EVENT, event)
     if address and buyer.saved_address != address:
         # Remembered for the next checkout, in the same transaction as the order.
+        db.session.execute(_SAVE_ADDRESS, {"buyer_id": buyer.id, "address": address})
+    return order, items
+
+
+def _attach(order: dict, items: list[dict]) -> Order:
+    """The committed order as a loaded ORM object, built from the rows just inserted: no
+    reload. Its events are left to load on first use."""
+    loaded = _loaded(Order, order)
+    set_committed_value(loaded, "items", [_loaded(OrderItem, item) for item in items])
+    set_committed_value(loaded, "shipments", [])
+    db.session.add(loaded)
+    return loaded
+
+
+def _loaded(model: type, row: dict) -> Any:
+    instance = model(**{column.key: row.get(column.key) for column in model.__table__.columns})
+    make_transient_to_detached(instance)
+    return instance
+
+
+def _shortage(lines: dict[int, Line]) -> SoldOut:
+    """After a shortage rolled the order back: SoldOut for the first line short now."""
+    stock = dict(
         db.session.execute(
-            update(User)
-            .where(User.id == buyer.id)
-            .values(saved_address=address)
-            .execution_options(synchronize_session=False)
-        )
-
-    now = clock()
-    minutes = current_app.config["RESERVATION_MINUTES"]
-    order = Order(
-        number=_new_number(now),
-        buyer_id=buyer.id,
-        status=OrderStatus.PENDING_PAYMENT,
-        currency=current_app.config["CURRENCY"],
-        address=address,
-        live_session_id=live_session_id,
-        pin_id=pin_id,
-        idempotency_key=idempotency_key,
-        created_at=now,
-        expires_at=now + timedelta(minutes=minutes),
-        total=0,
+            select(_VARIANT.c.id, _VARIANT.c.stock).where(_VARIANT.c.id.in_(lines))
+        ).all()
     )
-    for variant_id, line in lines.items():
-        variant, product = found[variant_id]
-        price = line.unit_price if line.unit_price is not None else variant.price
-        order.items.append(
-            OrderItem(
-                variant_id=variant_id,
-                product_id=product.id,
-                cooperative_id=product.cooperative_id,
-                name=f"{product.name} · {variant.name}",
-                unit_price=price,
-                quantity=line.quantity,
-            )
-        )
-    order.total = sum(item.line_total for item in order.items)
-    db.session.add(order)
-    record(order, "placed", actor_id=buyer.id, at=now, data={"total": order.total})
-    db.session.flush()
-    return order
-
-
-def _take_stock(variant_id: int, quantity: int) -> None:
-    """Decrement stock only if enough is left: one statement, so no oversell under any race."""
-    result = db.session.execute(
-        update(Variant)
-        .where(Variant.id == variant_id, Variant.stock >= quantity)
-        .values(stock=Variant.stock - quantity)
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != 1:
-        raise SoldOut(variant_id)
+    short = [vid for vid, line in lines.items() if stock.get(vid, 0) < line.quantity]
+    variant_id = short[0] if short else next(iter(lines))
+    return SoldOut(variant_id, left=stock.get(variant_id))
 
 
 def _return_stock(order: Order) -> None:
@@ -289,10 +382,12 @@ def _retake_stock(order: Order) -> bool:
     savepoint = db.session.begin_nested()
     try:
         for item in sorted(order.items, key=lambda i: i.variant_id):
-            _take_stock(item.variant_id, item.quantity)
-    except SoldOut:
+            db.session.execute(_TAKE_STOCK, {"variant_id": item.variant_id, "units": item.quantity})
+    except IntegrityError as err:
         savepoint.rollback()
-        return False
+        if _STOCK_CHECK in str(err.orig):
+            return False
+        raise
     savepoint.commit()
     return True
 

@@ -98,3 +98,47 @@ def test_checkout_needs_login_and_valid_fields(live, factory, login_as, api):
     )
     assert response.status_code == 422
     assert {"quantity", "address"} <= set(response.get_json()["error"]["fields"])
+
+
+def test_a_retried_winning_tap_gets_its_order_after_the_sell_out(live, factory, login_as):
+    # The flash-sale case: the tap won the last units, its answer was lost, the phone retries.
+    live.pin(per_buyer_limit=10)
+    buyer = login_as(factory.user("buyer"))
+    won = checkout(buyer, live.session_id, live.variant_id, 10, key="lost-answer")
+    assert won.status_code == 201
+
+    late = checkout(login_as(factory.user("buyer")), live.session_id, live.variant_id, key="x")
+    retry = checkout(buyer, live.session_id, live.variant_id, 10, key="lost-answer")
+
+    assert late.status_code == 409 and late.get_json()["error"]["code"] == "sold_out"
+    assert retry.status_code == 200 and retry.get_json() == won.get_json()
+
+
+def test_a_retried_tap_gets_its_order_after_the_pin_ended(live, factory, login_as):
+    live.pin()
+    buyer = login_as(factory.user("buyer"))
+    won = checkout(buyer, live.session_id, live.variant_id, key="slow-network")
+    live.host_api.delete(f"/live-sessions/{live.session_id}/pins/current")
+
+    retry = checkout(buyer, live.session_id, live.variant_id, key="slow-network")
+    fresh = checkout(buyer, live.session_id, live.variant_id, key="new-tap")
+
+    assert retry.status_code == 200 and retry.get_json()["id"] == won.get_json()["id"]
+    assert fresh.status_code == 409 and fresh.get_json()["error"]["code"] == "not_pinned"
+
+
+def test_units_given_back_sell_again_at_once_after_a_sell_out(live, factory, login_as, app):
+    # A sold-out variant is refused without a transaction for a moment (SOLD_OUT_MEMO_SECONDS),
+    # but stock coming back in this process ends that at once.
+    assert app.config["SOLD_OUT_MEMO_SECONDS"] > 0
+    live.pin(per_buyer_limit=10)
+    first = login_as(factory.user("buyer"))
+    order = checkout(first, live.session_id, live.variant_id, 10, key="all").get_json()
+    second = login_as(factory.user("buyer"))
+    refused = checkout(second, live.session_id, live.variant_id, key="too-late")
+    assert refused.get_json()["error"]["code"] == "sold_out"
+
+    assert first.post(f"/orders/{order['id']}/cancel").status_code == 200
+    again = checkout(second, live.session_id, live.variant_id, key="after-cancel")
+
+    assert again.status_code == 201, again.get_json()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from orders import services
 from orders.errors import InvalidTransition, SoldOut
@@ -151,3 +152,24 @@ def test_background_tasks_start_only_when_switched_on(app, monkeypatch):
     app.config["RUN_BACKGROUND_TASKS"] = True
     assert tasks.start_background_tasks(app) is True
     assert started == [(tasks.run_expiry, app)]
+
+
+@pytest.mark.only_db("postgresql")
+def test_stock_gone_between_the_check_and_the_commit_fails_the_whole_order(shop, db, app):
+    # The visible stock passes the fast check; another buyer takes it before this order's stock
+    # statement reaches the database (which only the database's CHECK can then refuse).
+    user = db.session.get(User, shop.buyer.id)
+    other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+
+    def someone_else_buys_everything(_order_id: int) -> None:
+        with other.begin() as conn:
+            conn.execute(text("UPDATE variant SET stock = 0 WHERE id = :v"), {"v": shop.leg})
+
+    with pytest.raises(SoldOut) as err:
+        services.place_order(user, [Line(shop.leg, 2)], ADDRESS, guard=someone_else_buys_everything)
+    other.dispose()
+
+    assert err.value.variant_id == shop.leg
+    assert db.session.get(Variant, shop.leg).stock == 0
+    assert db.session.scalar(db.select(db.func.count(Order.id))) == 0
+    assert db.session.scalar(db.select(db.func.count(OrderEvent.id))) == 0

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bench.servers import free_port
 from shop import create_app
+from shop.database import warm_pool
 
 
 def test_healthz_is_ok_when_the_database_answers(client):
@@ -53,3 +56,17 @@ def test_a_page_answers_503_not_500_when_the_database_is_down():
     assert response.status_code == english.status_code == 503
     assert "暂时不可用" in response.get_data(as_text=True)  # Chinese first
     assert "unavailable" in english.get_data(as_text=True)
+
+
+@pytest.mark.only_db("postgresql")
+def test_a_worker_opens_its_whole_pool_before_the_first_request(app, db):
+    # A flash crowd at a cold process must not pay for connecting to PostgreSQL.
+    db.engine.dispose()
+
+    opened = warm_pool(app)
+
+    assert opened == app.config["DB_POOL_SIZE"] == db.engine.pool.checkedin()
+
+
+def test_a_worker_starts_even_when_the_database_is_down():
+    assert warm_pool(unreachable_app()) == 0
