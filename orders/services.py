@@ -76,11 +76,11 @@ def place(
 ) -> tuple[Order, bool]:
     """Create a `pending_payment` order that holds its stock until `expires_at`; (order, created).
 
-    All or nothing, in one transaction (joining a write the caller began): the order, its items
-    and its `placed` event are inserted, `guard(order_id)` runs (live checkout counts the buyer's
-    units under the pin there and may raise to undo everything), and each variant's stock is
-    taken last, sent together with the COMMIT (`commit_with`), so a hot variant's row stays
-    locked only inside the database. With an `idempotency_key`, the same key from the same buyer
+    All or nothing, in one transaction (joining a write the caller began): the order and its
+    items are inserted, `guard(order_id)` runs (live checkout counts the buyer's units under the
+    pin there and may raise to undo everything), then the `placed` event and each variant's
+    stock go last, together with the COMMIT (`commit_with`), so a hot variant's row stays locked
+    only inside the database. With an `idempotency_key`, the same key from the same buyer
     returns the same order with `created` False: the unique (buyer, key) index decides, so the
     usual new tap costs no lookup.
     """
@@ -94,9 +94,20 @@ def place(
         )
         if guard is not None:
             guard(order["id"])
+        placed = {
+            "order_id": order["id"],
+            "kind": "placed",
+            "actor_id": buyer.id,
+            "message": "",
+            "data": {"total": order["total"]},
+            "created_at": now,
+        }
         commit_with(
-            _TAKE_STOCK,
-            [{"variant_id": vid, "units": line.quantity} for vid, line in merged.items()],
+            (_INSERT_EVENT, placed),
+            *[
+                (_TAKE_STOCK, {"variant_id": vid, "units": line.quantity})
+                for vid, line in merged.items()
+            ],
         )
     except IntegrityError as err:
         db.session.rollback()
@@ -136,8 +147,9 @@ _BY_KEY = select(_ORDER.c.id).where(
     _ORDER.c.buyer_id == bindparam("buyer_id"), _ORDER.c.idempotency_key == bindparam("key")
 )
 _INSERT_ORDER = insert(_ORDER).returning(_ORDER.c.id)
+_INSERT_ITEM = insert(_ITEM).returning(_ITEM.c.id)
 _INSERT_ITEMS = insert(_ITEM).returning(_ITEM.c.id, sort_by_parameter_order=True)
-_INSERT_EVENT = insert(_EVENT)
+_INSERT_EVENT = insert(_EVENT).inline()  # reads nothing back: it runs in the commit pipeline
 _SAVE_ADDRESS = (
     update(User.__table__)
     .where(User.__table__.c.id == bindparam("buyer_id"))
@@ -196,7 +208,7 @@ def _insert_order(
     pin_id: int | None,
     idempotency_key: str | None,
 ) -> tuple[dict, list[dict]]:
-    """Insert the order, its items and its `placed` event; their rows as dicts."""
+    """Insert the order and its items; their rows as dicts."""
     items = []
     for variant_id, line in lines.items():
         row = found[variant_id]
@@ -228,18 +240,12 @@ def _insert_order(
     order["id"] = db.session.execute(_INSERT_ORDER, order).scalar_one()
     for item in items:
         item["order_id"] = order["id"]
-    ids = db.session.execute(_INSERT_ITEMS, items).scalars()
-    for item, item_id in zip(items, ids, strict=True):
-        item["id"] = item_id
-    event = {
-        "order_id": order["id"],
-        "kind": "placed",
-        "actor_id": buyer.id,
-        "message": "",
-        "data": {"total": order["total"]},
-        "created_at": now,
-    }
-    db.session.execute(_INSERT_EVENT, event)
+    if len(items) == 1:  # the live checkout's case: one plain statement
+        items[0]["id"] = db.session.execute(_INSERT_ITEM, items[0]).scalar_one()
+    else:
+        ids = db.session.execute(_INSERT_ITEMS, items).scalars()
+        for item, item_id in zip(items, ids, strict=True):
+            item["id"] = item_id
     if address and buyer.saved_address != address:
         # Remembered for the next checkout, in the same transaction as the order.
         db.session.execute(_SAVE_ADDRESS, {"buyer_id": buyer.id, "address": address})

@@ -45,34 +45,40 @@ def _write_ended(session: Session, transaction) -> None:
         session.info.pop(_WRITING, None)
 
 
-def commit_with(statement: Executable, rows: list[dict[str, Any]]) -> None:
-    """Run `statement` once per parameter row as the transaction's last step, then commit.
+def commit_with(*steps: tuple[Executable, dict[str, Any]]) -> None:
+    """Run these (statement, parameters) steps as the transaction's last ones, then commit.
 
-    On PostgreSQL the statements and the COMMIT leave in one pipeline, one round trip: a row
-    lock they take (a hot variant's stock in a flash sale) is released as soon as the database
-    has committed, instead of after this greenlet's next turn on a busy CPU. A failing statement
-    aborts the pipeline, so nothing is committed, and raises as SQLAlchemy would.
+    On PostgreSQL the steps and the COMMIT leave in one pipeline, one round trip: a row lock
+    they take (a hot variant's stock in a flash sale) is released as soon as the database has
+    committed, instead of after this greenlet's next turn on a busy CPU. A failing step aborts
+    the pipeline, so nothing is committed, and raises as SQLAlchemy would. A step must not
+    return rows (an INSERT is `.inline()`: no RETURNING of its new id), since its result only
+    exists once the pipeline is over.
     """
     session = db.session()
     connection = session.connection()
     if connection.dialect.name != "postgresql":
-        for row in rows:
-            session.execute(statement, row)
+        for statement, parameters in steps:
+            session.execute(statement, parameters)
         session.commit()
         return
     session.flush()
     driver = connection.connection.driver_connection
     try:
         with driver.pipeline():
-            for row in rows:
-                session.execute(statement, row)
+            for statement, parameters in steps:
+                session.execute(statement, parameters)
             driver.commit()
     except psycopg.Error as err:
         if driver.broken:
             connection.invalidate(err)
         session.rollback()
         raise exc.DBAPIError.instance(
-            str(statement), rows, err, psycopg.Error, dialect=connection.dialect
+            "; ".join(str(statement) for statement, _ in steps),
+            [parameters for _, parameters in steps],
+            err,
+            psycopg.Error,
+            dialect=connection.dialect,
         ) from err
     session.commit()  # SQLAlchemy's bookkeeping; the connection is already idle
 
