@@ -38,28 +38,10 @@ class Line:
     unit_price: int | None = None
 
 
-def place_order(
-    buyer: User,
-    lines: list[Line],
-    address: dict,
-    *,
-    clock: Clock = utcnow,
-    live_session_id: int | None = None,
-    pin_id: int | None = None,
-    idempotency_key: str | None = None,
-    guard: Callable[[int], None] | None = None,
-) -> Order:
-    """Create a `pending_payment` order that holds its stock until `expires_at` (see `place`)."""
-    order, _created = place(
-        buyer,
-        lines,
-        address,
-        clock=clock,
-        live_session_id=live_session_id,
-        pin_id=pin_id,
-        idempotency_key=idempotency_key,
-        guard=guard,
-    )
+def place_order(buyer: User, lines: list[Line], address: dict, **options: Any) -> Order:
+    """Create a `pending_payment` order that holds its stock until `expires_at`: `place`
+    without the `created` flag (a repeated Idempotency-Key returns the first order)."""
+    order, _created = place(buyer, lines, address, **options)
     return order
 
 
