@@ -28,15 +28,11 @@ def prefix() -> str:
 
 @pytest.fixture
 def here(redis_url: str, prefix: str) -> viewers.RedisCounter:
-    """The counter of the server process the test plays itself."""
-    app = create_app(
-        "config.TestConfig",
-        SQLALCHEMY_DATABASE_URI="sqlite://",
-        REDIS_URL=redis_url,
-        SOCKETIO_CHANNEL=prefix,
-        VIEWER_STALE_SECONDS=STALE,
-    )
-    return viewers.counter(app)
+    """The counter of the server process the test plays itself. Built directly: an app made
+    with REDIS_URL would switch the process-wide Socket.IO server to the Redis queue, which the
+    other tests' Socket.IO test clients cannot use."""
+    create_app("config.TestConfig", SQLALCHEMY_DATABASE_URI="sqlite://")  # Socket.IO, threading
+    return viewers.RedisCounter(redis_url, prefix, stale_seconds=STALE)
 
 
 @pytest.fixture
