@@ -143,4 +143,5 @@ def warm_pool(app: Flask) -> int:
         finally:
             for connection in connections:
                 connection.close()
+        log.info("database pool filled: %d connections", len(connections))
         return len(connections)
