@@ -102,6 +102,8 @@ class Config:
     # without a transaction for this long (a restock in this process ends it at once; one in
     # another process within this time). 0 turns it off.
     SOLD_OUT_MEMO_SECONDS = _env_float("SOLD_OUT_MEMO_SECONDS", 1.0)
+    # A buyer holds at most this many unpaid orders (each holds stock until it expires).
+    MAX_UNPAID_ORDERS = int(os.environ.get("MAX_UNPAID_ORDERS", "3"))
     CHAT_RATE_LIMIT_SECONDS = _env_float("CHAT_RATE_LIMIT_SECONDS", 2.0)
 
     SESSION_COOKIE_HTTPONLY = True

@@ -9,7 +9,7 @@ from typing import Any
 from flask import current_app, request
 from flask_smorest import Blueprint
 
-from live import chat, checkout, sales, services, viewers
+from live import chat, checkout, history, sales, services, viewers
 from live.errors import IdempotencyKeyRequired
 from live.schemas import (
     CheckoutDefaultsSchema,
@@ -23,6 +23,8 @@ from live.schemas import (
     MessageUpdateSchema,
     OrderSchema,
     PinCreateSchema,
+    PinHistoryListSchema,
+    PinHistoryQuerySchema,
     PinSchema,
     SalesSchema,
     SessionCreateSchema,
@@ -34,7 +36,13 @@ from shop.accounts import require_user
 from shop.models import Role
 
 bp = Blueprint("live_sessions", __name__, url_prefix="/live-sessions", description="Live sessions")
-blueprints = [bp]
+coop_bp = Blueprint(
+    "cooperative_pins",
+    __name__,
+    url_prefix="/cooperatives",
+    description="A cooperative's pin history (its own coop members and admins)",
+)
+blueprints = [bp, coop_bp]
 
 
 def _logged_in_with_key(view: Callable) -> Callable:
@@ -200,3 +208,12 @@ def checkout_defaults(session_id: int):
     """What the buy sheet prefills for the logged-in buyer: their saved or last address."""
     services.get_session(session_id)
     return {"address": checkout.saved_address(require_user())}
+
+
+@coop_bp.route("/<int:cooperative_id>/pins", methods=["GET"])
+@coop_bp.arguments(PinHistoryQuerySchema, location="query")
+@coop_bp.response(200, PinHistoryListSchema)
+def cooperative_pins(query: dict, cooperative_id: int):
+    """Every pin of the cooperative's products, newest first, with its live prices."""
+    history.check_can_read(require_user(), cooperative_id)
+    return {"items": history.cooperative_pins(cooperative_id, **query)}

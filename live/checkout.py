@@ -4,14 +4,10 @@ order's own transaction, one order per tap through the Idempotency-Key."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from functools import cache
 from typing import Any
 
 from flask import Flask, current_app
-from sqlalchemy import and_, bindparam, select, update
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import and_, bindparam, select
 
 from live.errors import (
     IdempotencyKeyReused,
@@ -20,10 +16,11 @@ from live.errors import (
     NotPinned,
     SessionNotFound,
 )
-from live.models import LiveSession, Pin, PinPrice, PinPurchase, SessionStatus
+from live.models import LiveSession, Pin, PinPrice, SessionStatus
 from orders import services as orders
-from orders.errors import SoldOut
-from orders.models import Order, OrderStatus
+from orders.errors import SoldOut, TooManyUnpaid
+from orders.models import Order
+from shop import signals
 from shop.database import begin_write
 from shop.extensions import db
 from shop.models import User
@@ -41,29 +38,30 @@ def checkout(
     """Place a `pending_payment` order at the current pin's live price; (order, created).
 
     One write transaction: the pin is read inside it (so the price and the limit are the ones
-    current when the order is written), then the order service inserts the order, counts the
-    buyer's units under the pin (`_count_purchase`) and takes the stock with the commit. A tap
-    that is refused (not live, not pinned, over the limit, sold out) may be a retry of a tap that
-    already won: its key then returns that order instead of the refusal.
+    current when the order is written), then the order service counts the buyer's units under
+    the pin against its per-buyer limit (under the buyer's row lock), inserts the order and
+    takes the stock with the commit. A tap that is refused (not live, not pinned, over a
+    limit, sold out) may be a retry of a tap that already won: its key then returns that order
+    instead of the refusal.
     """
     buyer_id = buyer.id  # a rollback below expires `buyer`; its id is all a refusal needs
     if sold_out_memo(current_app).covers(variant_id):
         return _refused(SoldOut(variant_id, left=0), buyer_id, session_id, idempotency_key)
     begin_write()
     try:
-        pin_id, live_price, limit = _current_offer(session_id, variant_id)
+        pin_id, product_id, live_price, limit = _current_offer(session_id, variant_id)
         if limit is not None and quantity > limit:
-            raise LimitExceeded(f"At most {limit} per buyer.")
-        return orders.place(
+            raise LimitExceeded()
+        order, created = orders.place(
             buyer,
             [orders.Line(variant_id, quantity, unit_price=live_price)],
             address,
             live_session_id=session_id,
             pin_id=pin_id,
             idempotency_key=idempotency_key,
-            guard=_count_purchase(pin_id, buyer_id, quantity, limit) if limit else None,
+            pin_limit=orders.PinLimit(pin_id, product_id, limit) if limit else None,
         )
-    except (NotLive, NotPinned, LimitExceeded, SoldOut) as refusal:
+    except (NotLive, NotPinned, LimitExceeded, TooManyUnpaid, SoldOut) as refusal:
         db.session.rollback()
         if isinstance(refusal, SoldOut) and refusal.left == 0:
             sold_out_memo(current_app).remember(variant_id)
@@ -71,6 +69,7 @@ def checkout(
     except Exception:
         db.session.rollback()
         raise
+    return (order, True) if created else (_replayed(order, session_id), False)
 
 
 def _refused(
@@ -124,7 +123,13 @@ def sold_out_memo(app: Flask) -> SoldOutMemo:
 
 _SESSION, _PIN, _PRICE = LiveSession.__table__, Pin.__table__, PinPrice.__table__
 _OFFER = (
-    select(_SESSION.c.status, _PIN.c.id, _PRICE.c.live_price, _PIN.c.per_buyer_limit)
+    select(
+        _SESSION.c.status,
+        _PIN.c.id,
+        _PIN.c.product_id,
+        _PRICE.c.live_price,
+        _PIN.c.per_buyer_limit,
+    )
     .select_from(_SESSION)
     .outerjoin(_PIN, and_(_PIN.c.session_id == _SESSION.c.id, _PIN.c.ended_at.is_(None)))
     .outerjoin(
@@ -135,17 +140,18 @@ _OFFER = (
 )
 
 
-def _current_offer(session_id: int, variant_id: int) -> tuple[int, int, int | None]:
-    """(pin id, live price, per-buyer limit) for `variant_id` in the session's current pin."""
+def _current_offer(session_id: int, variant_id: int) -> tuple[int, int, int, int | None]:
+    """(pin id, product id, live price, per-buyer limit) for `variant_id` in the session's
+    current pin."""
     row = db.session.execute(_OFFER, {"session_id": session_id, "variant_id": variant_id}).first()
     if row is None:
         raise SessionNotFound()
-    status, pin_id, live_price, limit = row
+    status, pin_id, product_id, live_price, limit = row
     if status != SessionStatus.LIVE:
         raise NotLive()
     if pin_id is None or live_price is None:
         raise NotPinned(fields={"variant_id": [str(variant_id)]})
-    return pin_id, live_price, limit
+    return pin_id, product_id, live_price, limit
 
 
 def _replayed(order: Order, session_id: int) -> Order:
@@ -154,58 +160,28 @@ def _replayed(order: Order, session_id: int) -> Order:
     return order
 
 
-def _count_purchase(pin_id: int, buyer_id: int, quantity: int, limit: int) -> Callable[[int], None]:
-    """Inside the order's transaction: add `quantity` to the buyer's units under the pin only
-    while they stay within `limit`. One upsert: the unique (pin, buyer) row is created by the
-    first tap or raised by a conditional update, which concurrent taps serialise on."""
-
-    def guard(_order_id: int) -> None:
-        dialect = db.session.get_bind().dialect.name
-        row = {"pin_id": pin_id, "buyer_id": buyer_id, "quantity": quantity, "limit": limit}
-        if db.session.execute(_count_units(dialect), row).first() is None:
-            raise LimitExceeded()
-
-    return guard
-
-
-@cache
-def _count_units(dialect: str):
-    """The upsert for `_count_purchase`, built once per database dialect."""
-    table = PinPurchase.__table__
-    upsert = (postgresql_insert if dialect == "postgresql" else sqlite_insert)(table)
-    return (
-        upsert.values(
-            pin_id=bindparam("pin_id"),
-            buyer_id=bindparam("buyer_id"),
-            quantity=bindparam("quantity"),
-        )
-        .on_conflict_do_update(
-            index_elements=[table.c.pin_id, table.c.buyer_id],
-            set_={"quantity": table.c.quantity + upsert.excluded.quantity},
-            where=table.c.quantity + upsert.excluded.quantity <= bindparam("limit"),
-        )
-        .returning(table.c.id)
+_LIMITED_PINS = (
+    select(_PIN.c.id, _PIN.c.product_id, _PIN.c.per_buyer_limit)
+    .join(_SESSION, _SESSION.c.id == _PIN.c.session_id)
+    .join(_PRICE, _PRICE.c.pin_id == _PIN.c.id)
+    .where(
+        _PIN.c.ended_at.is_(None),
+        _PIN.c.per_buyer_limit.is_not(None),
+        _SESSION.c.status == SessionStatus.LIVE.value,
+        _PRICE.c.variant_id.in_(bindparam("variant_ids", expanding=True)),
     )
+    .distinct()
+)
 
 
-def release_units(app: Flask, order_id: int) -> None:
-    """A cancelled or expired live order gives its units back to the buyer's limit, once."""
-    with app.app_context():
-        order = db.session.get(Order, order_id)
-        if order is None or order.pin_id is None or order.status != OrderStatus.CANCELLED:
-            return
-        begin_write()
-        db.session.execute(
-            update(PinPurchase)
-            .where(
-                PinPurchase.pin_id == order.pin_id,
-                PinPurchase.buyer_id == order.buyer_id,
-                PinPurchase.quantity >= order.units,
-            )
-            .values(quantity=PinPurchase.quantity - order.units)
-            .execution_options(synchronize_session=False)
-        )
-        db.session.commit()
+@signals.placing_order.connect
+def _limits_for_cart(app, variant_ids: list[int] | None = None, **_: Any) -> list:
+    """While a variant is pinned with a per-buyer limit, a cart order of it counts against
+    that limit too (the order service asks inside the order's transaction)."""
+    if not variant_ids:
+        return []
+    rows = db.session.execute(_LIMITED_PINS, {"variant_ids": list(variant_ids)}).all()
+    return [orders.PinLimit(pin_id, product_id, limit) for pin_id, product_id, limit in rows]
 
 
 def saved_address(user: Any) -> dict | None:

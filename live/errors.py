@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from orders.errors import LimitExceeded  # noqa: F401 - enforced by the order service
 from shop.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 
 
@@ -23,10 +24,6 @@ class NotLive(Conflict):
 
 class NotPinned(Conflict):
     code, message = "not_pinned", "This product is not pinned in the live session right now."
-
-
-class LimitExceeded(Conflict):
-    code, message = "limit_exceeded", "You have reached the per-buyer limit for this product."
 
 
 class InvalidSessionTransition(Conflict):

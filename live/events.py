@@ -178,12 +178,4 @@ def _on_order_paid(app, order_id: int | None = None, **_: Any) -> None:
         broadcast.emit("sale", news, news["session_id"])
 
 
-@signals.order_changed.connect
-def _on_order_changed(app, order_id: int | None = None, status: str | None = None, **_: Any):
-    if status == "cancelled" and order_id:
-        from live.checkout import release_units
-
-        release_units(app, order_id)
-
-
 __all__ = ["SessionNotFound", "on_join", "on_leave", "on_message"]

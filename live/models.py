@@ -101,21 +101,6 @@ class PinPrice(db.Model):
     pin: Mapped[Pin] = relationship(back_populates="prices")
 
 
-class PinPurchase(db.Model):
-    """Units a buyer holds under a pin, so the per-buyer limit is a conditional update."""
-
-    __tablename__ = "pin_purchase"
-    __table_args__ = (
-        UniqueConstraint("pin_id", "buyer_id"),
-        CheckConstraint("quantity >= 0", name="quantity_not_negative"),
-    )
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    pin_id: Mapped[int] = mapped_column(ForeignKey("pin.id"))
-    buyer_id: Mapped[int] = mapped_column(ForeignKey("user.id"))
-    quantity: Mapped[int] = mapped_column(default=0)
-
-
 class Message(db.Model):
     """A chat line or a question in a session; hidden ones vanish for everyone."""
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 from datetime import UTC
 from urllib.parse import urlparse
 
-from flask import url_for
-from marshmallow import ValidationError, fields, validate
+from flask import current_app, url_for
+from marshmallow import ValidationError, fields, pre_dump, validate
 
 from orders.schemas import AddressSchema, OrderSchema  # noqa: F401 - the order shape of API.md
 from shop.schemas import ID, BaseSchema
-
-MONEY = validate.Range(min=0, max=100_000_000)
 
 
 def stream_kind(url: str | None) -> str | None:
@@ -135,8 +133,13 @@ class SessionQuerySchema(BaseSchema):
 
 class PinCreateSchema(BaseSchema):
     product_id = fields.Int(required=True, strict=True, validate=ID)
+    # The service checks each price (an integer above 0, at most the regular price, at least
+    # the cooperative's floor), so every refusal names its variant the same way.
     live_prices = fields.Dict(
-        keys=fields.Str(), values=fields.Int(strict=True, validate=MONEY), load_default=None
+        keys=fields.Str(),
+        values=fields.Raw(metadata={"type": "integer", "minimum": 1}),
+        load_default=None,
+        metadata={"description": "{variant_id: live price in minor units}"},
     )
     per_buyer_limit = fields.Int(
         strict=True, allow_none=True, load_default=None, validate=validate.Range(min=1, max=10_000)
@@ -201,3 +204,66 @@ class SalesSchema(BaseSchema):
     gross = fields.Int()
     currency = fields.Str()
     products = fields.List(fields.Dict())
+
+
+class PinHistoryQuerySchema(BaseSchema):
+    limit = fields.Int(load_default=100, validate=validate.Range(min=1, max=500))
+    before = fields.Int(
+        validate=ID, metadata={"description": "Only pins older than this pin id (next page)."}
+    )
+
+
+class PinHistoryPriceSchema(BaseSchema):
+    variant_id = fields.Int()
+    variant_name = fields.Str()
+    regular_price = fields.Int(metadata={"description": "The variant's regular price now."})
+    live_price = fields.Int()
+
+
+class PinHistorySchema(BaseSchema):
+    """One pin of a cooperative's product, as its history lists it."""
+
+    id = fields.Int()
+    session_id = fields.Int()
+    session_title = fields.Str()
+    host_id = fields.Int()
+    host_name = fields.Str()
+    product_id = fields.Int()
+    product_name = fields.Str()
+    per_buyer_limit = fields.Int(allow_none=True)
+    created_at = fields.DateTime()
+    ended_at = fields.DateTime(allow_none=True)
+    currency = fields.Str()
+    prices = fields.List(fields.Nested(PinHistoryPriceSchema))
+
+    @pre_dump
+    def _from_pin(self, pin, **_kw) -> dict:
+        """A pin with its session, host, product and variants loaded, as flat fields."""
+        variants = {v.id: v for v in pin.product.variants}
+        return {
+            "id": pin.id,
+            "session_id": pin.session_id,
+            "session_title": pin.session.title,
+            "host_id": pin.session.host_id,
+            "host_name": pin.session.host.name if pin.session.host else "",
+            "product_id": pin.product_id,
+            "product_name": pin.product.name,
+            "per_buyer_limit": pin.per_buyer_limit,
+            "created_at": pin.created_at,
+            "ended_at": pin.ended_at,
+            "currency": current_app.config["CURRENCY"],
+            "prices": [
+                {
+                    "variant_id": price.variant_id,
+                    "variant_name": variants[price.variant_id].name,
+                    "regular_price": variants[price.variant_id].price,
+                    "live_price": price.live_price,
+                }
+                for price in sorted(pin.prices, key=lambda p: p.variant_id)
+                if price.variant_id in variants
+            ],
+        }
+
+
+class PinHistoryListSchema(BaseSchema):
+    items = fields.List(fields.Nested(PinHistorySchema))

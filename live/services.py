@@ -17,7 +17,8 @@ from live.models import LineupItem, LiveSession, Pin, PinPrice, SessionStatus
 from shop.database import begin_write
 from shop.errors import Invalid
 from shop.extensions import db
-from shop.models import Product, Role, User, Variant, utcnow
+from shop.i18n import N_
+from shop.models import Cooperative, Product, Role, User, Variant, utcnow
 
 Clock = Callable[[], datetime]
 
@@ -174,8 +175,48 @@ def _end_current_pin(session_id: int, now: datetime) -> bool:
     return bool(pins)
 
 
+# Why a live price is refused, in English for the API with the bound in minor units (like every
+# amount there); the host console checks the same bounds first and says why in its own words.
+PRICE_NOT_POSITIVE = N_("A live price must be more than 0.")
+PRICE_ABOVE_REGULAR = "Must be at most %(bound)s, the regular price."
+PRICE_BELOW_FLOOR = (
+    "Must be at least %(bound)s, the cooperative's floor (%(percent)s%% of %(regular)s)."
+)
+
+
+def live_price_floor(regular_price: int, floor_percent: int) -> int:
+    """The lowest live price a cooperative allows: its share of the regular price, rounded up."""
+    return -(-regular_price * floor_percent // 100)
+
+
+def _floor_percent(product: Product) -> int:
+    """The cooperative's floor, read under a share lock so a concurrent change waits for us."""
+    percent = db.session.scalar(
+        select(Cooperative.live_price_floor_percent)
+        .where(Cooperative.id == product.cooperative_id)
+        .with_for_update(read=True)
+    )
+    return int(percent if percent is not None else 50)
+
+
+def _price_error(price: object, regular: int, floor_percent: int) -> str | None:
+    """Why `price` cannot be a live price of a variant at `regular`, or None when it can."""
+    if isinstance(price, bool) or not isinstance(price, int):
+        return N_("A price is a whole number of minor units.")
+    if price <= 0:
+        return PRICE_NOT_POSITIVE
+    if price > regular:
+        return PRICE_ABOVE_REGULAR % {"bound": regular}
+    floor = live_price_floor(regular, floor_percent)
+    if price < floor:
+        return PRICE_BELOW_FLOOR % {"bound": floor, "percent": floor_percent, "regular": regular}
+    return None
+
+
 def _live_prices(product: Product, live_prices: dict | None) -> dict[int, int]:
-    """Validate {variant_id: price}: the product's own variants, whole minor units, not negative."""
+    """Validate {variant_id: price}: the product's own variants, each live price above 0, at
+    most the regular price and at least the cooperative's floor; a variant left out sells at
+    its regular price, which must itself be above 0."""
     own = {variant.id: variant for variant in product.variants}
     prices = {variant_id: variant.price for variant_id, variant in own.items()}
     errors: dict[str, list[str]] = {}
@@ -183,14 +224,17 @@ def _live_prices(product: Product, live_prices: dict | None) -> dict[int, int]:
         try:
             variant_id = int(raw_id)
         except (TypeError, ValueError):
-            errors[str(raw_id)] = ["Not a variant id."]
+            errors[str(raw_id)] = [N_("Not a variant id.")]
             continue
         if variant_id not in own:
-            errors[str(raw_id)] = ["This variant does not belong to the product."]
-        elif isinstance(price, bool) or not isinstance(price, int) or price < 0:
-            errors[str(raw_id)] = ["A price is a whole number of minor units, 0 or more."]
+            errors[str(raw_id)] = [N_("This variant does not belong to the product.")]
         else:
             prices[variant_id] = price
+    floor_percent = _floor_percent(product)
+    for variant_id, price in prices.items():
+        problem = _price_error(price, own[variant_id].price, floor_percent)
+        if problem:
+            errors.setdefault(str(variant_id), []).append(problem)
     if errors:
         raise InvalidPin(fields={"live_prices": errors})
     return prices

@@ -14,21 +14,27 @@ from flask import (
     Flask,
     abort,
     current_app,
+    flash,
     redirect,
     render_template,
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from live import services
+from live import history, services
 from live.checkout import saved_address
 from live.models import LiveSession, SessionStatus
 from live.schemas import ProductBriefSchema, SessionSchema, stream_kind
-from shop.accounts import page_roles_required
+from shop import services as shop_services
+from shop.accounts import page_roles_required, require_user
+from shop.errors import DomainError
 from shop.extensions import db
-from shop.models import Product, Role, User
+from shop.forms import FormInvalid, domain_errors, load, parse_int
+from shop.models import Cooperative, Product, Role, User
+from shop.schemas import CooperativeUpdateSchema
 
 bp = Blueprint(
     "live_pages",
@@ -144,13 +150,25 @@ def console(session_id: int):
     products = db.session.scalars(
         select(Product).where(Product.active.is_(True)).order_by(Product.id)
     ).all()
+    floors = dict(
+        db.session.execute(select(Cooperative.id, Cooperative.live_price_floor_percent)).all()
+    )
     data = {
         "session": SessionSchema().dump(live),
         "products": [
             {
                 **ProductBriefSchema().dump(p),
                 "variants": [
-                    {"id": v.id, "name": v.name, "price": v.price, "stock": v.stock}
+                    {
+                        "id": v.id,
+                        "name": v.name,
+                        "price": v.price,
+                        "stock": v.stock,
+                        # the lowest live price the cooperative allows, checked before sending
+                        "min_live_price": max(
+                            1, services.live_price_floor(v.price, floors.get(p.cooperative_id, 50))
+                        ),
+                    }
                     for v in p.variants
                 ],
             }
@@ -160,6 +178,64 @@ def console(session_id: int):
         "currency": current_app.config["CURRENCY"],
     }
     return render_template("live/console.html", live=live, data=data)
+
+
+# --- a cooperative's pins: the history page and its section on the dashboard -----------------
+
+
+def _pins_scope(user: User) -> Cooperative | None:
+    """A coop member's own cooperative; for an admin the one asked for (`?cooperative_id=`)."""
+    if user.role == Role.COOP:
+        if user.cooperative_id is None:
+            abort(403)
+        return history.check_can_read(user, user.cooperative_id)
+    wanted = request.args.get("cooperative_id", type=int)
+    if wanted is None or not 0 < wanted < 2**31:
+        return None
+    return history.check_can_read(user, wanted)
+
+
+def _pins_page(user: User, cooperative: Cooperative | None, errors: dict | None = None):
+    page = render_template(
+        "live/coop_pins.html",
+        cooperative=cooperative,
+        pins=history.cooperative_pins(cooperative.id if cooperative else None, limit=500),
+        cooperatives=shop_services.list_cooperatives() if user.role == Role.ADMIN else [],
+        errors=errors or {},
+        form=request.form,
+    )
+    return page, 422 if errors else 200
+
+
+@bp.route("/coop/pins", methods=["GET", "POST"])
+@page_roles_required(Role.COOP, Role.ADMIN)
+def coop_pins():
+    """Every pin of the cooperative's products, newest first; the form sets its price floor."""
+    user = require_user(Role.COOP, Role.ADMIN)
+    cooperative = _pins_scope(user)
+    if request.method == "GET" or cooperative is None:
+        return _pins_page(user, cooperative)
+    raw = {"live_price_floor_percent": parse_int(request.form.get("live_price_floor_percent"))}
+    try:
+        changes = load(CooperativeUpdateSchema(), raw)
+        shop_services.update_cooperative(user, cooperative.id, changes)
+    except FormInvalid as err:
+        return _pins_page(user, cooperative, err.errors)
+    except DomainError as err:
+        if err.status == 403:
+            raise
+        return _pins_page(user, cooperative, domain_errors(err))
+    flash(_("Live price floor saved."), "success")
+    args = {"cooperative_id": cooperative.id} if user.role == Role.ADMIN else {}
+    return redirect(url_for("live_pages.coop_pins", **args))
+
+
+def coop_dashboard_section(cooperative_id: int | None) -> tuple[str, dict]:
+    """The latest pins on the cooperative dashboard (/coop), linking to the whole history."""
+    return "live/_coop_pins_section.html", {
+        "pins": history.cooperative_pins(cooperative_id, limit=5),
+        "cooperative_id": cooperative_id,
+    }
 
 
 # --- hooks the storefront and `seed-demo` run (shop never imports live) -----------------------
@@ -205,4 +281,5 @@ def seed_demo_session(*_args: Any, **_kwargs: Any) -> Iterator[str]:
 def init_app(app: Flask) -> None:
     app.extensions.setdefault("farmlive.storefront_sections", []).append(storefront_section)
     app.extensions.setdefault("farmlive.seeders", []).append(seed_demo_session)
+    app.extensions.setdefault("farmlive.coop_sections", []).append(coop_dashboard_section)
     app.jinja_env.globals.setdefault("stream_kind", stream_kind)

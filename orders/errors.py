@@ -21,6 +21,19 @@ class SoldOut(Conflict):
         self.left = left  # the stock seen when refusing, if known
 
 
+class LimitExceeded(Conflict):
+    code, message = "limit_exceeded", N_("You have reached the per-buyer limit for this product.")
+
+    def __init__(self, message: str | None = None, *, left: int | None = None) -> None:
+        super().__init__(message)
+        self.left = left  # units the buyer may still take under the pin, if known
+
+
+class TooManyUnpaid(Conflict):
+    code = "too_many_unpaid"
+    message = N_("You have too many unpaid orders: pay or cancel one first.")
+
+
 class InvalidTransition(Conflict):
     code, message = "invalid_transition", N_("The order cannot do that in its current state.")
 

@@ -27,6 +27,15 @@ class OrderStatus(StrEnum):
     REFUNDED = "refunded"
 
 
+class RefundStatus(StrEnum):
+    """A refund's own state, as the provider reports it (an order is `refunded` once succeeded)."""
+
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
 class ShipmentStatus(StrEnum):
     PENDING = "pending"
     PACKED = "packed"
@@ -62,6 +71,12 @@ class Order(db.Model):
     payment_client_secret: Mapped[str | None] = mapped_column(String(255))
     refunded_amount: Mapped[int] = mapped_column(default=0)
     refund_id: Mapped[str | None] = mapped_column(String(255))
+    # The latest refund's state: set to `pending` (under the order's lock) before the provider
+    # is called, so one request refunds and shipping waits; the provider's answer settles it.
+    refund_status: Mapped[str | None] = mapped_column(String(16))
+    # Why an admin must look at this order (a dispute, a payment that did not match, a refund
+    # that failed); None when nothing is wrong.
+    attention: Mapped[str | None] = mapped_column(String(40))
     created_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
     expires_at: Mapped[datetime | None] = mapped_column(TZ)
     paid_at: Mapped[datetime | None] = mapped_column(TZ)

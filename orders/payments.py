@@ -39,6 +39,15 @@ class PaymentStart:
     publishable_key: str | None
 
 
+@dataclass(frozen=True)
+class RefundResult:
+    """What a provider says of a refund: its id (None if it never got one) and its status
+    (`pending`, `succeeded`, `failed`, `canceled`, as `RefundStatus`)."""
+
+    refund_id: str | None
+    status: str
+
+
 class Gateway(Protocol):
     name: str
 
@@ -46,7 +55,7 @@ class Gateway(Protocol):
 
     def retrieve_intent(self, intent_id: str) -> dict: ...
 
-    def refund(self, order: Order) -> str: ...
+    def refund(self, order: Order, *, key: str) -> RefundResult: ...
 
 
 class DemoGateway:
@@ -60,8 +69,8 @@ class DemoGateway:
     def retrieve_intent(self, intent_id: str) -> dict:
         return {"id": intent_id, "status": "succeeded"}
 
-    def refund(self, order: Order) -> str:
-        return f"demo_re_{order.number}"
+    def refund(self, order: Order, *, key: str) -> RefundResult:
+        return RefundResult(f"demo_re_{order.number}", "succeeded")
 
 
 class StripeGateway:
@@ -98,17 +107,24 @@ class StripeGateway:
             "id": intent["id"],
             "status": intent["status"],
             "amount": intent.get("amount"),
+            "currency": intent.get("currency"),
             "metadata": intent.get("metadata") or {},
         }
 
-    def refund(self, order: Order) -> str:
-        refund = _call(
-            lambda: self.client.v1.refunds.create(
-                params={"payment_intent": order.payment_intent_id},
-                options={"idempotency_key": f"order-{order.id}-refund"},
+    def refund(self, order: Order, *, key: str) -> RefundResult:
+        """Refund the order's payment in full. A refusal because it is refunded already is
+        an answer (the refund happened), not an outage."""
+        try:
+            refund = _call(
+                lambda: self.client.v1.refunds.create(
+                    params={"payment_intent": order.payment_intent_id},
+                    options={"idempotency_key": key},
+                ),
+                answers=("charge_already_refunded",),
             )
-        )
-        return refund.id
+        except _Answered:
+            return RefundResult(None, "succeeded")
+        return RefundResult(refund.id, _REFUND_STATES.get(refund.status, "pending"))
 
     def cancel_intent(self, intent_id: str, *, order_id: int) -> str:
         """Cancel an intent so it can no longer be paid; returns its status at Stripe afterwards.
@@ -131,11 +147,30 @@ class StripeGateway:
         return _call(request)
 
 
-def _call(request):
+# Stripe's refund states, as ours: `requires_action` waits for the buyer's bank like pending.
+_REFUND_STATES = {
+    "pending": "pending",
+    "requires_action": "pending",
+    "succeeded": "succeeded",
+    "failed": "failed",
+    "canceled": "canceled",
+}
+
+
+class _Answered(Exception):
+    """Stripe refused with an error code that is itself the answer the caller wants."""
+
+
+def _call(request, *, answers: tuple[str, ...] = ()):
     """Run one Stripe request: our own back-off on 429, clean domain errors for outages."""
     for attempt in range(len(RATE_LIMIT_BACKOFF) + 1):
         try:
             return request()
+        except stripe.InvalidRequestError as err:
+            if err.code in answers:
+                raise _Answered(err.code) from None
+            log.error("Stripe refused a request: %s", err)
+            raise PaymentUnavailable() from None
         except stripe.RateLimitError:
             if attempt == len(RATE_LIMIT_BACKOFF):
                 log.warning("Stripe kept answering 429; giving up for now")
@@ -238,6 +273,7 @@ def start_payment(order_id: int, *, gateway: Gateway) -> PaymentStart:
     intent_id, client_secret = gateway.create_intent(order)
 
     order = services.lock_order(order_id)
+    services.require(order, OrderStatus.PENDING_PAYMENT, action="be paid")
     if not (order.payment_intent_id and order.payment_provider == gateway.name):
         order.payment_provider = gateway.name
         order.payment_intent_id = intent_id
@@ -251,9 +287,10 @@ def start_payment(order_id: int, *, gateway: Gateway) -> PaymentStart:
 def cancel_intent(order_id: int) -> str | None:
     """Cancel a cancelled order's Stripe intent, and say in its history how that went.
 
-    Never raises for Stripe: the order is already cancelled in our database, and a payment
-    that still gets through is a late payment (stock taken again, or refunded). Returns what
-    was recorded, or None when there was nothing to cancel (demo, never started, paid).
+    Never raises for Stripe: the order is already cancelled in our database. When Stripe
+    answers that the payment went through, the payment takes the late-payment path at once
+    (stock taken again, or refunded) instead of waiting for its webhook. Returns what was
+    recorded, or None when there was nothing to cancel (demo, never started, paid).
     """
     order = services.get_order(order_id)
     intent_id = order.payment_intent_id
@@ -262,6 +299,7 @@ def cancel_intent(order_id: int) -> str | None:
         and order.payment_provider == "stripe"
         and intent_id is not None
         and order.paid_at is None
+        and order.refund_status is None  # a late payment being refunded: nothing to cancel
     )
     db.session.commit()  # no transaction open across the network call
     if not wanted:
@@ -275,6 +313,10 @@ def cancel_intent(order_id: int) -> str | None:
     order = services.lock_order(order_id)
     services.record(order, kind, data={"intent": intent_id, "intent_status": status})
     db.session.commit()
+    if status == "succeeded":
+        from orders.refunds import settle_intent  # refunds builds on this module
+
+        settle_intent(order_id, gateway("stripe").retrieve_intent(intent_id))
     return kind
 
 

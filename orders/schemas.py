@@ -62,6 +62,8 @@ class OrderSchema(BaseSchema):
     created_at = fields.DateTime()
     paid_at = fields.DateTime(allow_none=True)
     expires_at = fields.DateTime(allow_none=True)
+    refund_status = fields.Str(allow_none=True)
+    refunded_amount = fields.Int()
     shipments = fields.List(fields.Nested(ShipmentSchema))
 
 

@@ -6,27 +6,57 @@ what happened (shop.signals) only after the commit succeeded.
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached, selectinload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from orders.errors import InvalidTransition, OrderNotFound, SoldOut, UnknownVariant
-from orders.models import Order, OrderEvent, OrderItem, OrderStatus, Shipment, ShipmentStatus
+from orders.errors import (
+    InvalidTransition,
+    LimitExceeded,
+    OrderNotFound,
+    SoldOut,
+    TooManyUnpaid,
+    UnknownVariant,
+)
+from orders.models import (
+    Order,
+    OrderEvent,
+    OrderItem,
+    OrderStatus,
+    RefundStatus,
+    Shipment,
+    ShipmentStatus,
+)
 from shop import signals
 from shop.database import begin_write, commit_with
+from shop.errors import Invalid
 from shop.extensions import db
+from shop.i18n import N_
 from shop.models import Product, User, Variant, utcnow
 
+log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 _NUMBER_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud on the phone
+
+
+MAX_LINE_QUANTITY = 99  # per variant, after the lines for one variant are merged
+#: Orders whose units count against a pin's per-buyer limit: they hold or sold the stock.
+COUNTING = (
+    OrderStatus.PENDING_PAYMENT.value,
+    OrderStatus.PAID.value,
+    OrderStatus.SHIPPED.value,
+    OrderStatus.DELIVERED.value,
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +66,16 @@ class Line:
     variant_id: int
     quantity: int
     unit_price: int | None = None
+
+
+@dataclass(frozen=True)
+class PinLimit:
+    """A pin's per-buyer limit that an order's units count against: the buyer's units of the
+    pinned product in orders under `pin_id` that still count (COUNTING) stay within `limit`."""
+
+    pin_id: int
+    product_id: int
+    limit: int
 
 
 def place_order(buyer: User, lines: list[Line], address: dict, **options: Any) -> Order:
@@ -54,28 +94,31 @@ def place(
     live_session_id: int | None = None,
     pin_id: int | None = None,
     idempotency_key: str | None = None,
-    guard: Callable[[int], None] | None = None,
+    pin_limit: PinLimit | None = None,
 ) -> tuple[Order, bool]:
     """Create a `pending_payment` order that holds its stock until `expires_at`; (order, created).
 
-    All or nothing, in one transaction (joining a write the caller began): the order and its
-    items are inserted, `guard(order_id)` runs (live checkout counts the buyer's units under the
-    pin there and may raise to undo everything), then the `placed` event and each variant's
-    stock go last, together with the COMMIT (`commit_with`), so a hot variant's row stays locked
-    only inside the database. With an `idempotency_key`, the same key from the same buyer
-    returns the same order with `created` False: the unique (buyer, key) index decides, so the
-    usual new tap costs no lookup.
+    All or nothing, in one transaction (joining a write the caller began). The buyer's row is
+    locked first, so one buyer's orders are placed one at a time: the count of their unpaid
+    orders (MAX_UNPAID_ORDERS) and of their units under a pin's per-buyer limit (`pin_limit`;
+    for a cart order, the limits `signals.placing_order` names) is then exact. The order and its
+    items are inserted, and the `placed` event and each variant's stock go last, together with
+    the COMMIT (`commit_with`), so a hot variant's row stays locked only inside the database.
+    With an `idempotency_key`, the same key from the same buyer returns the same order with
+    `created` False: the unique (buyer, key) index decides, so the usual new tap costs no lookup.
     """
     merged = _merge_lines(lines)
     begin_write()
     try:
         found = _variants(merged)
+        if pin_limit is None and live_session_id is None:
+            pin_limit = _cart_pin_limit(buyer.id, merged)
+            pin_id = pin_limit.pin_id if pin_limit else pin_id
+        _hold_buyer(buyer.id, merged, found, pin_limit)
         now = clock()
         order, items = _insert_order(
             buyer, merged, found, address, now, live_session_id, pin_id, idempotency_key
         )
-        if guard is not None:
-            guard(order["id"])
         placed = {
             "order_id": order["id"],
             "kind": "placed",
@@ -125,6 +168,36 @@ _VARIANTS = (
     .join(_PRODUCT, _VARIANT.c.product_id == _PRODUCT.c.id)
     .where(_VARIANT.c.id.in_(bindparam("variant_ids", expanding=True)))
 )
+# FOR NO KEY UPDATE: serialises this buyer's placements without blocking the KEY SHARE lock
+# that any row referring to the buyer takes (an order event of a cancel holding a variant's
+# row lock, say), which a plain FOR UPDATE would turn into a deadlock.
+_LOCK_BUYER = (
+    select(User.__table__.c.id)
+    .where(User.__table__.c.id == bindparam("buyer_id"))
+    .with_for_update(key_share=True)
+)
+_UNPAID = (
+    select(func.count())
+    .select_from(_ORDER)
+    .where(
+        _ORDER.c.buyer_id == bindparam("buyer_id"),
+        _ORDER.c.status == OrderStatus.PENDING_PAYMENT.value,
+    )
+    .scalar_subquery()
+)
+_UNITS_UNDER_PIN = (
+    select(func.coalesce(func.sum(_ITEM.c.quantity), 0))
+    .select_from(_ORDER.join(_ITEM, _ITEM.c.order_id == _ORDER.c.id))
+    .where(
+        _ORDER.c.buyer_id == bindparam("buyer_id"),
+        _ORDER.c.pin_id == bindparam("pin_id"),
+        _ORDER.c.status.in_(COUNTING),
+        _ITEM.c.product_id == bindparam("product_id"),
+    )
+    .scalar_subquery()
+)
+_BUYER_COUNTS = select(_UNPAID, _UNITS_UNDER_PIN)
+_BUYER_UNPAID = select(_UNPAID)
 _BY_KEY = select(_ORDER.c.id).where(
     _ORDER.c.buyer_id == bindparam("buyer_id"), _ORDER.c.idempotency_key == bindparam("key")
 )
@@ -156,13 +229,67 @@ def find_by_key(buyer_id: int, key: str) -> Order | None:
 
 
 def _merge_lines(lines: list[Line]) -> dict[int, Line]:
-    """One line per variant, in id order so concurrent orders lock rows in the same order."""
+    """One line per variant, in id order so concurrent orders lock rows in the same order; the
+    per-line cap holds after merging (two lines of 60 are one line of 120, refused)."""
     merged: dict[int, Line] = {}
     for line in lines:
         previous = merged.get(line.variant_id)
         quantity = line.quantity + (previous.quantity if previous else 0)
         merged[line.variant_id] = Line(line.variant_id, quantity, line.unit_price)
+    over = [str(vid) for vid, line in merged.items() if line.quantity > MAX_LINE_QUANTITY]
+    if over:
+        message = N_("At most 99 of one product per order.")
+        raise Invalid(message, fields={"items": {vid: [message] for vid in over}})
     return dict(sorted(merged.items()))
+
+
+def _hold_buyer(
+    buyer_id: int, lines: dict[int, Line], found: dict[int, Any], pin_limit: PinLimit | None
+) -> None:
+    """Lock the buyer's row for the rest of the order's transaction, then count what they hold.
+
+    The count is a statement of its own, after the lock: on PostgreSQL (READ COMMITTED) it
+    sees every order this buyer placed or left until the lock was granted, so two taps of one
+    buyer can never both slip under a limit. SQLite's BEGIN IMMEDIATE serialises all writers.
+    """
+    db.session.execute(_LOCK_BUYER, {"buyer_id": buyer_id})
+    if pin_limit is None:
+        unpaid, units = db.session.execute(_BUYER_UNPAID, {"buyer_id": buyer_id}).scalar(), 0
+    else:
+        unpaid, units = db.session.execute(
+            _BUYER_COUNTS,
+            {
+                "buyer_id": buyer_id,
+                "pin_id": pin_limit.pin_id,
+                "product_id": pin_limit.product_id,
+            },
+        ).one()
+    if unpaid >= current_app.config["MAX_UNPAID_ORDERS"]:
+        raise TooManyUnpaid()
+    if pin_limit is not None:
+        wanted = sum(
+            line.quantity
+            for vid, line in lines.items()
+            if found[vid].product_id == pin_limit.product_id
+        )
+        if units + wanted > pin_limit.limit:
+            raise LimitExceeded(left=max(pin_limit.limit - units, 0))
+
+
+def _cart_pin_limit(buyer_id: int, lines: dict[int, Line]) -> PinLimit | None:
+    """The per-buyer limit of a pin that features one of a cart order's variants right now
+    (asked of whoever runs pins, through `signals.placing_order`)."""
+    app = current_app._get_current_object()
+    limits = {
+        limit.pin_id: limit
+        for _receiver, answer in signals.placing_order.send(
+            app, buyer_id=buyer_id, variant_ids=list(lines)
+        )
+        for limit in answer or ()
+    }
+    if len(limits) > 1:
+        raise LimitExceeded(N_("Products on live offer are bought one live offer at a time."))
+    return next(iter(limits.values()), None)
 
 
 def _variants(lines: dict[int, Line]) -> dict[int, Any]:
@@ -200,7 +327,10 @@ def _insert_order(
                 "product_id": row.product_id,
                 "cooperative_id": row.cooperative_id,
                 "name": f"{row.product_name} · {row.name}",
-                "unit_price": line.unit_price if line.unit_price is not None else row.price,
+                # A live price never exceeds the regular one, even one lowered during the pin.
+                "unit_price": row.price
+                if line.unit_price is None
+                else min(line.unit_price, row.price),
                 "quantity": line.quantity,
             }
         )
@@ -307,14 +437,66 @@ def record(
     return event
 
 
+_LOCK_ORDER = (
+    select(Order)
+    .where(Order.id == bindparam("order_id"))
+    .with_for_update()
+    .options(selectinload(Order.items), selectinload(Order.shipments))
+    .execution_options(populate_existing=True)
+)
+
+
+def flag(order_id: int, why: str, data: dict) -> None:
+    """Flag an order for the admin (`Order.attention`) and say why in its history; nothing
+    else about it changes."""
+    order = lock_order(order_id)
+    order.attention = why
+    record(order, why, data=data)
+    db.session.commit()
+    log.warning("order %s flagged for the admin: %s %s", order_id, why, data)
+
+
+def last_event(order_id: int, kind: str) -> OrderEvent | None:
+    """The order's latest event of this kind, read now (not from a loaded history)."""
+    return db.session.scalar(
+        select(OrderEvent)
+        .where(OrderEvent.order_id == order_id, OrderEvent.kind == kind)
+        .order_by(OrderEvent.id.desc())
+        .limit(1)
+    )
+
+
 def lock_order(order_id: int) -> Order:
-    """Load an order for change, locking its row on PostgreSQL (SQLite: BEGIN IMMEDIATE)."""
+    """Load an order for change under its row lock, as the database has it now.
+
+    The read refreshes the order, its items and its shipments even when this session loaded
+    them before (`populate_existing`): a lock is only a compare-and-set if the state it
+    compares is the one it locked. Whoever waited for the lock therefore sees what the
+    previous holder committed, and `require` refuses a change that no longer applies.
+    On SQLite, BEGIN IMMEDIATE (`begin_write`) serialises the whole write instead.
+    """
     begin_write()
-    order = db.session.scalar(select(Order).where(Order.id == order_id).with_for_update())
+    order = db.session.scalar(_LOCK_ORDER, {"order_id": order_id})
     if order is None:
         db.session.rollback()
         raise OrderNotFound()
     return order
+
+
+def require(order: Order, *allowed: str, action: str) -> None:
+    """The compare of compare-and-set: refuse (409, transaction rolled back) unless the locked
+    order is in one of the `allowed` states."""
+    if order.status not in allowed:
+        db.session.rollback()
+        raise InvalidTransition(f"Order {order.number} is {order.status}; it cannot {action}.")
+
+
+class Payment(StrEnum):
+    """What a payment did to its order (`apply_payment`)."""
+
+    PAID = "paid"  # the order is now paid (on time, or late with its stock taken again)
+    ALREADY = "already"  # a repeat: the order had this payment's outcome before
+    REFUND_DUE = "refund_due"  # late, no stock left: this caller must refund the payment
 
 
 def mark_paid(
@@ -325,24 +507,44 @@ def mark_paid(
     clock: Clock = utcnow,
     actor_id: int | None = None,
 ) -> Order:
+    """Record a successful payment (see `apply_payment`); the order as it is afterwards."""
+    order, _outcome = apply_payment(
+        order_id, provider=provider, reference=reference, clock=clock, actor_id=actor_id
+    )
+    return order
+
+
+def apply_payment(
+    order_id: int,
+    *,
+    provider: str,
+    reference: str | None = None,
+    clock: Clock = utcnow,
+    actor_id: int | None = None,
+) -> tuple[Order, Payment]:
     """Record a successful payment: the one code path for the demo provider and Stripe.
 
-    Idempotent: an order already past `pending_payment` is returned unchanged. A payment that
-    arrives after the order expired re-takes the stock when there is some; otherwise the caller
-    must refund it (`Order.status` stays `cancelled` and the history says so).
+    Under the order's lock, exactly one caller moves it: `pending_payment` becomes `paid`. A
+    payment that lost to a cancel or an expiry takes the stock again when there is some (and
+    the order is paid), or claims the refund (`refund_status` pending) that the one caller
+    told REFUND_DUE must then make. Every later call is ALREADY and changes nothing.
     """
     order = lock_order(order_id)
-    late_settled = order.status == OrderStatus.CANCELLED and order.refund_id is not None
-    if order.status not in (OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED) or late_settled:
+    late = order.status == OrderStatus.CANCELLED
+    if not (order.status == OrderStatus.PENDING_PAYMENT or (late and _unsettled_late(order))):
         db.session.commit()
-        return order
+        return order, Payment.ALREADY
     now = clock()
-    if order.status == OrderStatus.CANCELLED:
-        if order.paid_at is not None or not _retake_stock(order):
-            record(order, "late_payment_no_stock", data={"provider": provider, "ref": reference})
-            db.session.commit()
-            return order
-        record(order, "late_payment_restocked", data={"provider": provider, "ref": reference})
+    data = {"provider": provider, "ref": reference}
+    if late and not _retake_stock(order):
+        order.payment_provider = provider
+        order.payment_intent_id = order.payment_intent_id or reference
+        order.refund_status = RefundStatus.PENDING
+        record(order, "late_payment_no_stock", at=now, data=data)
+        db.session.commit()
+        return order, Payment.REFUND_DUE
+    if late:
+        record(order, "late_payment_restocked", at=now, data=data)
     order.status = OrderStatus.PAID
     order.paid_at = now
     order.holds_stock = False  # the stock is now sold, not held
@@ -351,18 +553,25 @@ def mark_paid(
         order.payment_intent_id = order.payment_intent_id or reference
     for cooperative_id in sorted({item.cooperative_id for item in order.items}):
         order.shipments.append(Shipment(cooperative_id=cooperative_id, created_at=now))
-    record(order, "paid", actor_id=actor_id, at=now, data={"provider": provider, "ref": reference})
+    record(order, "paid", actor_id=actor_id, at=now, data=data)
     db.session.flush()
     # Ids taken before the commit, so the news below reloads nothing and holds no connection.
     order_id = order.id
     shipments = [(shipment.id, shipment.cooperative_id) for shipment in order.shipments]
     db.session.commit()
     app = current_app._get_current_object()
+    if late:
+        signals.stock_changed.send(app, variant_ids=[item.variant_id for item in order.items])
     signals.order_paid.send(app, order_id=order_id)
     signals.order_changed.send(app, order_id=order_id, status=OrderStatus.PAID.value)
     for shipment_id, cooperative_id in shipments:
         signals.shipment_changed.send(app, shipment_id=shipment_id, cooperative_id=cooperative_id)
-    return order
+    return order, Payment.PAID
+
+
+def _unsettled_late(order: Order) -> bool:
+    """A cancelled order whose late payment has not yet been taken (restocked or refunded)."""
+    return order.paid_at is None and order.refund_status is None and order.refund_id is None
 
 
 def _retake_stock(order: Order) -> bool:
@@ -383,21 +592,22 @@ def _retake_stock(order: Order) -> bool:
 def cancel_unpaid(
     order_id: int, *, actor_id: int | None, reason: str, clock: Clock = utcnow
 ) -> Order:
-    """Cancel a `pending_payment` order and return its stock (buyer, admin or expiry)."""
+    """Cancel a `pending_payment` order and return its stock (buyer, admin or expiry).
+
+    Exactly one caller wins (`require` under the refreshed lock); only the winner restocks,
+    records and announces. The buyer's units under a pin stop counting with the status.
+    """
     order = lock_order(order_id)
-    if order.status != OrderStatus.PENDING_PAYMENT:
-        db.session.rollback()
-        raise InvalidTransition(
-            f"Order {order.number} is {order.status}; only unpaid orders cancel."
-        )
+    require(order, OrderStatus.PENDING_PAYMENT, action="be cancelled")
     now = clock()
     _return_stock(order)
     order.status = OrderStatus.CANCELLED
     order.cancelled_at = now
     record(order, reason, actor_id=actor_id, at=now)
+    variant_ids = [item.variant_id for item in order.items]
     db.session.commit()
     app = current_app._get_current_object()
-    signals.stock_changed.send(app, variant_ids=[item.variant_id for item in order.items])
+    signals.stock_changed.send(app, variant_ids=variant_ids)
     signals.order_changed.send(app, order_id=order.id, status=order.status)
     return order
 

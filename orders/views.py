@@ -9,7 +9,7 @@ from flask_login import current_user
 from marshmallow import ValidationError
 
 from orders import refunds, services, webhooks
-from orders.models import OrderStatus, ShipmentStatus
+from orders.models import OrderStatus, RefundStatus, ShipmentStatus
 from orders.schemas import AddressSchema
 from orders.services import Line
 from shop import cart
@@ -44,6 +44,12 @@ EVENT_LABELS = {
         "Stripe could not cancel the payment; if it goes through, it is kept or refunded"
     ),
     "stripe_refunded": _l("Refunded in full through Stripe"),
+    "refund_requested": _l("Refund requested"),
+    "refund_pending": _l("The refund is on its way to the buyer's account"),
+    "refund_failed": _l("The refund failed; the service centre will see to it"),
+    "refund_reported": _l("The payment provider reported on the refund"),
+    "payment_mismatch": _l("A payment did not match this order; the service centre will check it"),
+    "dispute": _l("The buyer disputed the payment with their bank"),
     "stripe_partly_refunded": _l("Partly refunded through Stripe"),
     "shipped": _l("Shipped"),
     "delivered": _l("Delivered"),
@@ -53,8 +59,10 @@ EVENT_LABELS = {
 def _can_cancel(order, user: User) -> bool:
     if order.status == OrderStatus.PENDING_PAYMENT:
         return True
+    if order.refund_status not in refunds.RETRYABLE:
+        return False  # a refund is under way, or done
     if user.is_admin:
-        return order.status in refunds.REFUNDABLE
+        return order.status in refunds.REFUNDABLE or refunds.late_refund_failed(order)
     shipped = any(
         s.status in (ShipmentStatus.SHIPPED, ShipmentStatus.DELIVERED) for s in order.shipments
     )
@@ -151,8 +159,16 @@ def cancel(order_id: int):
     except DomainError as err:
         flash(err.message, "error")
     else:
-        flash(_("Refunded.") if order.status == OrderStatus.REFUNDED else _("Cancelled."))
+        flash(_cancel_outcome(order))
     return redirect(url_for("orders_pages.order_detail", order_id=order_id))
+
+
+def _cancel_outcome(order) -> str:
+    if order.refund_status == RefundStatus.PENDING:
+        return _("Refund requested; it reaches the buyer's account in a few days.")
+    if order.refund_status in (RefundStatus.FAILED, RefundStatus.CANCELED):
+        return _("The refund failed; the service centre will see to it.")
+    return _("Refunded.") if order.status == OrderStatus.REFUNDED else _("Cancelled.")
 
 
 @bp.route("/admin/orders")

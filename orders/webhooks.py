@@ -5,7 +5,10 @@ key) before it is applied, so a replay or a concurrent duplicate does nothing; i
 the claim is released and Stripe's retry gets another chance. The intent is re-read from Stripe
 and acted on by its state, so events arriving out of order never move an order backwards.
 `charge.refunded` (a refund made in Stripe's dashboard) carries the charge's running refunded
-total, which is applied only where it exceeds what the order already shows.
+total, which is applied only where it exceeds what the order already shows. A payment settles
+an order only when its intent is the one stored on the order and its amount and currency are
+the order's; anything else is recorded and flagged for the admin. `refund.updated` and
+`refund.failed` settle a pending refund; `charge.dispute.created` flags the order.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from orders import services
-from orders.models import Order, OrderStatus, WebhookEvent
-from orders.payments import gateway
-from orders.refunds import record_provider_refund, settle_payment
+from orders.models import Order, OrderStatus, RefundStatus, WebhookEvent
+from orders.payments import RefundResult, gateway
+from orders.refunds import record_provider_refund, record_refund, settle_intent
 from shop.database import begin_write
 from shop.errors import DomainError
 from shop.extensions import db
@@ -93,6 +96,10 @@ def _is_id(value: object, longest: int = 255) -> bool:
 def _apply(kind: str, obj: dict) -> str:
     if kind == "charge.refunded":
         return _apply_refund(obj)
+    if kind in ("refund.created", "refund.updated", "refund.failed"):
+        return _apply_refund_status(obj)
+    if kind == "charge.dispute.created":
+        return _apply_dispute(obj)
     if not kind.startswith("payment_intent.") or not _is_id(obj.get("id")):
         return "ignored"
     intent_id = obj["id"]
@@ -100,16 +107,14 @@ def _apply(kind: str, obj: dict) -> str:
     if order is None:
         log.warning("Stripe event %s for unknown intent %s acknowledged", kind, intent_id)
         return "unknown_intent"
-    order_id, settled = order.id, order.status not in _UNSETTLED or order.refund_id is not None
+    order_id = order.id
+    settled = order.status not in _UNSETTLED or order.refund_status is not None
     db.session.commit()
     if settled:
         return "no_change"  # paid, shipped, refunded or late-refunded: nothing moves back
     intent = gateway("stripe").retrieve_intent(intent_id)
     if intent["status"] == "succeeded":
-        order = settle_payment(order_id, provider="stripe", reference=intent_id)
-        if order.status == OrderStatus.CANCELLED:
-            return "late_payment_refunded"
-        return "paid"
+        return settle_intent(order_id, intent)
     if kind in ("payment_intent.payment_failed", "payment_intent.canceled"):
         return _note_failure(order_id, kind, obj, intent["status"])
     return "no_change"
@@ -130,11 +135,52 @@ def _apply_refund(charge: dict) -> str:
     if order is None:
         log.warning("Stripe refund for unknown intent %s acknowledged", intent_id)
         return "unknown_intent"
-    order_id, unsettled = order.id, order.status in _UNSETTLED and order.refund_id is None
+    order_id = order.id
+    unsettled = order.status in _UNSETTLED and order.refund_status is None
     db.session.commit()
     if unsettled:
         _apply("payment_intent.succeeded", {"id": intent_id})
     return record_provider_refund(order_id, amount_refunded=refunded, reference=charge["id"])
+
+
+def _apply_refund_status(refund: dict) -> str:
+    """A refund's own news: settles our pending refund (succeeded, failed, canceled)."""
+    refund_id, status = refund.get("id"), refund.get("status")
+    if not (_is_id(refund_id) and status in _REFUND_STATUSES):
+        return "ignored"
+    order = db.session.scalar(select(Order).where(Order.refund_id == refund_id))
+    intent_id = refund.get("payment_intent")
+    if order is None and _is_id(intent_id):
+        order = db.session.scalar(select(Order).where(Order.payment_intent_id == intent_id))
+    if order is None:
+        log.warning("Stripe refund %s for no known order acknowledged", refund_id)
+        return "unknown_refund"
+    order_id = order.id
+    db.session.commit()
+    if status == RefundStatus.PENDING:
+        return "no_change"
+    order = record_refund(order_id, RefundResult(refund_id, status))
+    return f"refund_{order.refund_status}"
+
+
+def _apply_dispute(dispute: dict) -> str:
+    """A buyer disputed a payment at their bank: the admin must answer it at Stripe."""
+    intent_id = dispute.get("payment_intent")
+    order = (
+        db.session.scalar(select(Order).where(Order.payment_intent_id == intent_id))
+        if _is_id(intent_id)
+        else None
+    )
+    if order is None:
+        return "unknown_intent"
+    order_id = order.id
+    db.session.commit()
+    data = {"dispute": str(dispute.get("id") or "")[:255], "reason": dispute.get("reason")}
+    services.flag(order_id, "dispute", {**data, "amount": dispute.get("amount")})
+    return "dispute"
+
+
+_REFUND_STATUSES = {status.value for status in RefundStatus}
 
 
 def _order_for(intent_id: str, obj: dict) -> Order | None:

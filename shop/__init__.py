@@ -28,9 +28,12 @@ def create_app(config_object: str | object = "config.Config", **overrides) -> Fl
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
     logging.basicConfig(level=logging.INFO)
     # Hooks other packages append to in their init_app: storefront sections are callables
-    # returning (template_name, context) or None, rendered in order on the home page; seeders
-    # are callables yielding progress lines, run by `seed-demo` after the shop's own data.
+    # returning (template_name, context) or None, rendered in order on the home page; coop
+    # sections are the same for the cooperative dashboard, called with the cooperative's id
+    # (None: an admin looking at all); seeders are callables yielding progress lines, run by
+    # `seed-demo` after the shop's own data.
     app.extensions["farmlive.storefront_sections"] = []
+    app.extensions["farmlive.coop_sections"] = []
     app.extensions["farmlive.seeders"] = []
 
     register_extensions(app)

@@ -105,9 +105,12 @@ def cooperative(cooperative_id: int):
     coop = services.get_cooperative(cooperative_id)
     errors: dict = {}
     if request.method == "POST":
+        data = request.form.to_dict()
+        if "live_price_floor_percent" in data:
+            data["live_price_floor_percent"] = parse_int(data["live_price_floor_percent"])
         try:
-            changes = load(CooperativeUpdateSchema(), request.form.to_dict())
-            services.update_cooperative(cooperative_id, changes)
+            changes = load(CooperativeUpdateSchema(), data)
+            services.update_cooperative(require_user(Role.ADMIN), cooperative_id, changes)
         except FormInvalid as err:
             errors = err.errors
         except DomainError as err:

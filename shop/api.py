@@ -111,11 +111,12 @@ def get_cooperative(cooperative_id: int):
 
 
 @catalogue_bp.route(f"/cooperatives/<{ID}:cooperative_id>", methods=["PATCH"])
-@roles_required(Role.ADMIN)
+@roles_required(*MANAGERS)
 @catalogue_bp.arguments(CooperativeUpdateSchema)
 @catalogue_bp.response(200, CooperativeSchema)
 def update_cooperative(data: dict, cooperative_id: int):
-    return services.update_cooperative(cooperative_id, data)
+    """Admins change any field; the cooperative's own members only `live_price_floor_percent`."""
+    return services.update_cooperative(require_user(*MANAGERS), cooperative_id, data)
 
 
 @catalogue_bp.route("/products", methods=["GET"])

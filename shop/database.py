@@ -83,6 +83,19 @@ def commit_with(*steps: tuple[Executable, dict[str, Any]]) -> None:
     session.commit()  # SQLAlchemy's bookkeeping; the connection is already idle
 
 
+@event.listens_for(Session, "do_orm_execute")
+def _locked_reads_refresh(state) -> None:
+    """Every ORM read that locks rows (SELECT ... FOR UPDATE / FOR SHARE) refreshes them.
+
+    Without this, an object the session loaded earlier keeps its old attribute values even
+    though the locked read returned the committed ones, and a compare-and-set compares stale
+    state (twelve simultaneous cancels each saw "unpaid" and restocked). With it, whoever
+    waited for a lock always decides on what the previous holder committed.
+    """
+    if state.is_select and getattr(state.statement, "_for_update_arg", None) is not None:
+        state.update_execution_options(populate_existing=True)
+
+
 @event.listens_for(Engine, "connect")
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
     if type(dbapi_connection).__module__.startswith("sqlite3"):

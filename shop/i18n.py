@@ -27,6 +27,10 @@ STATUS_LABELS = {
     "delivered": _l("Delivered"),
     "cancelled": _l("Cancelled"),
     "refunded": _l("Refunded"),
+    # refunds (Order.refund_status)
+    "refund_pending": _l("Refund pending"),
+    "refund_failed": _l("Refund failed"),
+    "refund_canceled": _l("Refund cancelled"),
     # shipments
     "pending": _l("Pending"),
     "packed": _l("Packed"),
@@ -47,6 +51,7 @@ ROLE_LABELS = {
 ERROR_TEXTS = {
     "sold_out": _l("Sold out: not enough stock left."),
     "limit_exceeded": _l("You have reached the per-buyer limit for this product."),
+    "too_many_unpaid": _l("You have too many unpaid orders: pay or cancel one first."),
     "not_pinned": _l("This product is not pinned in the live session right now."),
     "not_live": _l("The live session is not live."),
     "chat_closed": _l("Chat is closed: the session has ended."),

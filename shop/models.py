@@ -34,6 +34,8 @@ class Cooperative(db.Model):
     name: Mapped[str] = mapped_column(String(120), unique=True)
     region: Mapped[str] = mapped_column(String(120))
     description: Mapped[str] = mapped_column(Text, default="")
+    # No pin may sell this cooperative's products below this share of the regular price.
+    live_price_floor_percent: Mapped[int] = mapped_column(default=50, server_default="50")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     products: Mapped[list[Product]] = relationship(back_populates="cooperative")

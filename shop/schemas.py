@@ -103,17 +103,29 @@ class CsrfSchema(BaseSchema):
     csrf_token = fields.Str()
 
 
+FLOOR_PERCENT = validate.Range(min=0, max=100)
+FLOOR_HELP = "No live price may be below this share (%) of a variant's regular price."
+
+
 class CooperativeSchema(BaseSchema):
     id = fields.Int(dump_only=True)
     name = fields.Str(required=True, validate=[validate.Length(min=1, max=120), _not_blank])
     region = fields.Str(required=True, validate=[validate.Length(min=1, max=120), _not_blank])
     description = fields.Str(load_default="", validate=validate.Length(max=5000))
+    live_price_floor_percent = fields.Int(
+        strict=True, load_default=50, validate=FLOOR_PERCENT, metadata={"description": FLOOR_HELP}
+    )
 
 
 class CooperativeUpdateSchema(BaseSchema):
+    """Admins change any field; a cooperative's own members only its live price floor."""
+
     name = fields.Str(validate=[validate.Length(min=1, max=120), _not_blank])
     region = fields.Str(validate=[validate.Length(min=1, max=120), _not_blank])
     description = fields.Str(validate=validate.Length(max=5000))
+    live_price_floor_percent = fields.Int(
+        strict=True, validate=FLOOR_PERCENT, metadata={"description": FLOOR_HELP}
+    )
 
 
 class VariantSchema(BaseSchema):

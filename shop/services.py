@@ -115,22 +115,46 @@ def _name_taken(name: str, *, other_than: int | None = None) -> bool:
     return db.session.scalar(query) is not None
 
 
-def create_cooperative(*, name: str, region: str, description: str = "") -> Cooperative:
+def create_cooperative(
+    *, name: str, region: str, description: str = "", live_price_floor_percent: int = 50
+) -> Cooperative:
     begin_write()
     if _name_taken(name.strip()):
         db.session.rollback()
         raise Conflict(
             N_("A cooperative with this name exists."), fields={"name": [N_("Already used.")]}
         )
-    cooperative = Cooperative(name=name.strip(), region=region.strip(), description=description)
+    cooperative = Cooperative(
+        name=name.strip(),
+        region=region.strip(),
+        description=description,
+        live_price_floor_percent=live_price_floor_percent,
+    )
     db.session.add(cooperative)
     db.session.commit()
     return cooperative
 
 
-def update_cooperative(cooperative_id: int, changes: dict) -> Cooperative:
+# What a cooperative's own members may change about it; the rest is the admin's.
+MEMBER_EDITABLE = frozenset({"live_price_floor_percent"})
+
+
+def update_cooperative(actor: User, cooperative_id: int, changes: dict) -> Cooperative:
+    """Admins edit any cooperative; a coop member sets only its own live price floor."""
+    if actor.role != Role.ADMIN and (
+        not can_manage_cooperative(actor, cooperative_id) or set(changes) - MEMBER_EDITABLE
+    ):
+        raise Forbidden(N_("Only an admin can change this cooperative."))
     begin_write()
-    cooperative = get_cooperative(cooperative_id)
+    cooperative = db.session.scalar(
+        select(Cooperative)
+        .where(Cooperative.id == cooperative_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if cooperative is None:
+        db.session.rollback()
+        raise NotFound(N_("No such cooperative."))
     if "name" in changes and _name_taken(changes["name"].strip(), other_than=cooperative.id):
         db.session.rollback()
         raise Conflict(
@@ -139,6 +163,8 @@ def update_cooperative(cooperative_id: int, changes: dict) -> Cooperative:
     for key in ("name", "region", "description"):
         if key in changes:
             setattr(cooperative, key, changes[key].strip())
+    if "live_price_floor_percent" in changes:
+        cooperative.live_price_floor_percent = changes["live_price_floor_percent"]
     db.session.commit()
     return cooperative
 

@@ -64,6 +64,10 @@ ADDRESS = {"name": "张女士", "phone": "13800000000", "region": "新疆", "det
 MATRIX = [
     ("POST", "/cooperatives", {"name": "新合作社", "region": "甘肃"}, {"admin"}),
     ("PATCH", "/cooperatives/1", {"region": "新疆 尉犁"}, {"admin"}),
+    ("PATCH", "/cooperatives/1", {"live_price_floor_percent": 50}, {"coop", "admin"}),
+    ("PATCH", "/cooperatives/2", {"live_price_floor_percent": 50}, {"veg", "admin"}),
+    ("GET", "/cooperatives/1/pins", None, {"coop", "admin"}),
+    ("GET", "/cooperatives/2/pins", None, {"veg", "admin"}),
     ("GET", "/users", None, {"admin"}),
     ("PATCH", "/users/2", {"name": "王县长"}, {"admin"}),
     (

@@ -26,7 +26,7 @@
     }).then(function (r) {
       if (r.status === 204) return {};
       return r.json().catch(function () { return {}; }).then(function (j) {
-        if (!r.ok) throw new Error(errorText(j.error));
+        if (!r.ok) { var err = new Error(errorText(j.error)); err.fields = (j.error && j.error.fields) || {}; throw err; }
         return j;
       });
     });
@@ -78,13 +78,17 @@
       var p = products[pid];
       if (!p) return;
       var rows = p.variants.map(function (v) {
-        var input = el("input", { type: "number", min: "0", step: "0.01", value: (v.price / 100).toFixed(2), className: "live-price-input" });
+        var input = el("input", { type: "number", min: (v.min_live_price / 100).toFixed(2), max: (v.price / 100).toFixed(2), step: "0.01", value: (v.price / 100).toFixed(2), className: "live-price-input" });
         input.dataset.variantId = v.id;
         input.setAttribute("aria-label", text.live_price + " " + v.name);
+        var problem = el("small", { className: "error price-error", hidden: true });
+        problem.dataset.variantId = v.id;
         return el("label", { className: "variant-row" }, [
           el("span", { text: v.name + " " }), el("s", { className: "muted", text: money(v.price) }),
           el("small", { className: "muted variant-stock", text: " " + text.stock + " " + v.stock }),
           el("small", { className: "live-price-label", text: text.live_price }), input,
+          el("small", { className: "muted price-range", text: fill(text.price_range, { low: money(v.min_live_price), high: money(v.price) }) }),
+          problem,
         ]);
       });
       var limit = el("input", { type: "number", min: "1", step: "1", className: "limit-input", placeholder: text.limit });
@@ -97,14 +101,47 @@
     });
     renderPin();
   }
-  function pin(product, item) {
-    var prices = {};
-    item.querySelectorAll(".live-price-input").forEach(function (input) {
-      prices[input.dataset.variantId] = Math.round(parseFloat(input.value || "0") * 100);
+  function fill(template, values) {
+    return template.replace(/%\((\w+)\)s/g, function (_, k) { return values[k]; });
+  }
+  // Why a live price cannot be used (the same bounds the server checks), or "" when it can.
+  function priceProblem(v, price) {
+    if (!(price > 0)) return text.price_not_positive;
+    if (price > v.price) return fill(text.price_above_regular, { amount: money(v.price) });
+    if (price < v.min_live_price) return fill(text.price_below_floor, { amount: money(v.min_live_price) });
+    return "";
+  }
+  function showPriceProblems(item, problems) {
+    item.querySelectorAll(".price-error").forEach(function (node) {
+      var message = problems[node.dataset.variantId] || "";
+      node.textContent = message; node.hidden = !message;
     });
+    item.querySelectorAll(".live-price-input").forEach(function (input) {
+      if (problems[input.dataset.variantId]) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+    });
+  }
+  function pin(product, item) {
+    var prices = {}, problems = {}, refused = false;
+    var variants = {};
+    product.variants.forEach(function (v) { variants[v.id] = v; });
+    item.querySelectorAll(".live-price-input").forEach(function (input) {
+      var price = Math.round(parseFloat(input.value || "0") * 100);
+      var problem = priceProblem(variants[input.dataset.variantId], price);
+      if (problem) { problems[input.dataset.variantId] = problem; refused = true; }
+      prices[input.dataset.variantId] = price;
+    });
+    showPriceProblems(item, problems);
+    if (refused) { fail(new Error(text.price_refused)); return; }
     var limit = parseInt(item.querySelector(".limit-input").value, 10);
     var body = { product_id: product.id, live_prices: prices, per_buyer_limit: limit > 0 ? limit : null };
-    api("POST", "/live-sessions/" + sessionId + "/pins", body).then(function (p) { ok(); state.pin = p; renderPin(); }).catch(fail);
+    api("POST", "/live-sessions/" + sessionId + "/pins", body).then(function (p) { ok(); state.pin = p; renderPin(); }).catch(function (err) {
+      // the server refused a price (the floor may have changed since the page loaded)
+      var named = (err.fields && err.fields.live_prices) || {};
+      var marks = {};
+      Object.keys(named).forEach(function (id) { marks[id] = text.price_refused_by_server; });
+      showPriceProblems(item, marks);
+      fail(Object.keys(marks).length ? new Error(text.price_refused) : err);
+    });
   }
 
   function renderChoices() {

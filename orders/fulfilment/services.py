@@ -19,7 +19,14 @@ from sqlalchemy.orm import selectinload
 from orders.errors import InvalidTransition, OrderNotFound
 from orders.fulfilment import csvio
 from orders.fulfilment.errors import InvalidCsv, ShipmentNotFound
-from orders.models import Order, OrderItem, OrderStatus, Shipment, ShipmentStatus
+from orders.models import (
+    Order,
+    OrderItem,
+    OrderStatus,
+    RefundStatus,
+    Shipment,
+    ShipmentStatus,
+)
 from orders.services import Clock, claim_due, lock_order, record
 from shop import signals
 from shop.database import begin_write
@@ -165,7 +172,12 @@ def ship_from_csv(
         orders = {
             order.number: order
             for order in db.session.scalars(
-                select(Order).where(Order.number.in_(numbers)).order_by(Order.id).with_for_update()
+                select(Order)
+                .where(Order.number.in_(numbers))
+                .order_by(Order.id)
+                .with_for_update()
+                .options(selectinload(Order.items), selectinload(Order.shipments))
+                .execution_options(populate_existing=True)
             )
         }
         chosen: list[tuple[csvio.ShipRow, Shipment]] = []
@@ -286,16 +298,22 @@ def traced_shipments(token: str) -> list[dict]:
 
 
 def _lock_shipment(user: User, shipment_id: int) -> Shipment:
-    """Check the user may see the shipment, then lock its order for the change."""
+    """Check the user may see the shipment, then lock its order for the change; the lock's
+    read refreshes the order's shipments, this one included."""
     shipment = get_shipment(user, shipment_id)
-    lock_order(shipment.order_id)
-    return shipment  # expired by begin_write's commit: reloaded under the lock
+    order = lock_order(shipment.order_id)
+    return next(s for s in order.shipments if s.id == shipment_id)
 
 
 def _require(shipment: Shipment, allowed: tuple[str, ...], action: str) -> None:
-    if shipment.status not in allowed or shipment.order.status != OrderStatus.PAID:
+    """The compare of compare-and-set, on the shipment and its order locked and refreshed by
+    `lock_order`: nothing moves while the order is being refunded."""
+    order = shipment.order
+    if order.refund_status == RefundStatus.PENDING:
+        raise InvalidTransition(N_("A refund of this order is under way; it cannot ship now."))
+    if shipment.status not in allowed or order.status != OrderStatus.PAID:
         raise InvalidTransition(
-            f"Shipment of order {shipment.order.number} is {shipment.status}; it cannot {action}.",
+            f"Shipment of order {order.number} is {shipment.status}; it cannot {action}.",
         )
 
 
@@ -344,6 +362,10 @@ def _csv_shipment(
     elif shipment is None:
         errors.setdefault(row.line, []).append(
             f"Order {row.order_number} has nothing from this cooperative."
+        )
+    elif order.refund_status == RefundStatus.PENDING:
+        errors.setdefault(row.line, []).append(
+            f"Order {row.order_number} is being refunded; it cannot ship now."
         )
     elif shipment.status not in OPEN or order.status != OrderStatus.PAID:
         errors.setdefault(row.line, []).append(

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import qrcode
 import qrcode.image.svg
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from markupsafe import Markup
 from sqlalchemy import select
@@ -98,7 +98,19 @@ def dashboard():
         cooperatives=_all_cooperatives() if user.role == Role.ADMIN else [],
         variants=services.cooperative_variants(user, scope),
         room_scope=scope,
+        sections=_coop_sections(scope),
     )
+
+
+def _coop_sections(scope: int | None) -> list[Markup]:
+    """HTML of the sections other packages registered for the dashboard (live: recent pins)."""
+    rendered = []
+    for section in current_app.extensions.get("farmlive.coop_sections", []):
+        result = section(scope)
+        if result:
+            template_name, context = result
+            rendered.append(Markup(render_template(template_name, **context)))
+    return rendered
 
 
 @bp.route("/coop/shipments/<int:shipment_id>/pack", methods=["POST"])

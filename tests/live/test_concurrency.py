@@ -91,7 +91,7 @@ def test_a_crowd_buys_exactly_the_stock(app, factory, live):
 
 
 def test_per_buyer_limit_holds_under_concurrent_taps(app, factory, live):
-    from live.models import PinPurchase
+    from orders.models import Order, OrderItem
     from shop.extensions import db
 
     pin = live.pin(per_buyer_limit=2)
@@ -112,9 +112,9 @@ def test_per_buyer_limit_holds_under_concurrent_taps(app, factory, live):
     assert _stock(app, live.variant_id) == 8
     with app.app_context():
         held = db.session.scalar(
-            select(PinPurchase.quantity).where(
-                PinPurchase.pin_id == pin["id"], PinPurchase.buyer_id == buyer_id
-            )
+            select(func.sum(OrderItem.quantity))
+            .join(Order)
+            .where(Order.pin_id == pin["id"], Order.buyer_id == buyer_id)
         )
         assert held == 2
 

@@ -5,7 +5,9 @@ GET /v1/payment_intents/<id>, POST /v1/payment_intents/<id>/cancel (refused, as 
 once the intent succeeded or is processing) and POST /v1/refunds (whole or partial, against the
 intent's charge), with switches to simulate an outage (500s, or a closed port via
 `unreachable_url`) and 429s. Refunds made "in the dashboard" (`dashboard_refund`) return the
-charge for a `charge.refunded` event. Also signs webhook deliveries the way Stripe does.
+charge for a `charge.refunded` event; `refund_outcome` makes new refunds `pending`, and
+`settle_refund` ends one later (for `refund.updated` / `refund.failed` events). Also signs
+webhook deliveries the way Stripe does.
 Reusable outside the order tests (benchmarks):
 
     with StripeStub() as stub:
@@ -48,6 +50,7 @@ class StripeStub:
         self.requests: list[tuple[str, str]] = []  # (method, path) of every request seen
         self.mode = "ok"  # "ok" | "down" (every request answers 500)
         self.rate_limited = 0  # answer this many next requests with 429
+        self.refund_outcome = "succeeded"  # the status new refunds get ("pending" as banks do)
         self._idempotent: dict[str, tuple[int, dict]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -211,10 +214,21 @@ class StripeStub:
             "payment_intent": intent["id"],
             "charge": charge["id"],
             "amount": amount,
-            "status": "succeeded",
+            "status": self.refund_outcome,
         }
         self.refunds.append(refund)
-        return 200, refund
+        return 200, dict(refund)
+
+    def settle_refund(self, refund_id: str, status: str) -> dict:
+        """A pending refund ends (`succeeded`, `failed`, `canceled`); returns it for an event."""
+        with self._lock:
+            refund = next(r for r in self.refunds if r["id"] == refund_id)
+            refund["status"] = status
+            if status in ("failed", "canceled"):
+                charge = self.charges[refund["payment_intent"]]
+                charge["amount_refunded"] -= refund["amount"]
+                charge["refunded"] = False
+            return dict(refund)
 
     def _handler(self):
         stub = self

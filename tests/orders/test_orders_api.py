@@ -9,6 +9,8 @@ from tests.orders.conftest import ADDRESS
 ORDER_KEYS = {
     "id",
     "number",
+    "refund_status",
+    "refunded_amount",
     "status",
     "items",
     "total",

@@ -8,9 +8,11 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from orders import services
-from orders.errors import InvalidTransition, SoldOut
+from orders.errors import InvalidTransition, SoldOut, TooManyUnpaid
 from orders.models import Order, OrderEvent
 from orders.services import Line
+from shop import signals
+from shop.errors import Invalid
 from shop.extensions import db
 from shop.models import User, Variant, utcnow
 from tests.orders.conftest import ADDRESS
@@ -24,15 +26,28 @@ def test_the_same_idempotency_key_returns_the_same_order(shop, db):
     assert db.session.get(Variant, shop.leg).stock == 8
 
 
-def test_a_guard_that_refuses_undoes_everything(shop, db):
+def test_an_order_over_the_unpaid_limit_is_refused_and_writes_nothing(shop, db):
+    # given a buyer who already holds MAX_UNPAID_ORDERS (3) unpaid orders
     user = db.session.get(User, shop.buyer.id)
+    for _ in range(3):
+        services.place_order(user, [Line(shop.leg, 1)], ADDRESS)
+    # when they place a fourth
+    with pytest.raises(TooManyUnpaid):
+        services.place_order(db.session.get(User, shop.buyer.id), [Line(shop.leg, 2)], ADDRESS)
+    # then nothing of it was written, and paying one makes room again
+    assert db.session.get(Variant, shop.leg).stock == 7
+    assert db.session.scalar(db.select(db.func.count(Order.id))) == 3
+    first = db.session.scalar(db.select(Order.id).order_by(Order.id).limit(1))
+    services.mark_paid(first, provider="demo")
+    services.place_order(db.session.get(User, shop.buyer.id), [Line(shop.leg, 2)], ADDRESS)
+    assert db.session.get(Variant, shop.leg).stock == 5
 
-    def refuse(order: Order) -> None:
-        raise InvalidTransition("limit reached")
 
-    with pytest.raises(InvalidTransition):
-        services.place_order(user, [Line(shop.leg, 2)], ADDRESS, guard=refuse)
-    assert db.session.get(Variant, shop.leg).stock == 10
+def test_the_line_cap_holds_after_lines_for_one_variant_are_merged(shop, db):
+    user = db.session.get(User, shop.buyer.id)
+    with pytest.raises(Invalid) as err:
+        services.place_order(user, [Line(shop.leg, 60), Line(shop.leg, 60)], ADDRESS)
+    assert str(shop.leg) in err.value.fields["items"]
     assert db.session.scalar(db.select(db.func.count(Order.id))) == 0
 
 
@@ -45,7 +60,8 @@ def test_lines_for_one_variant_are_merged_and_sold_out_is_named(shop, db):
     assert err.value.variant_id == shop.lamb
 
 
-def test_order_numbers_are_readable_and_unique(shop, db):
+def test_order_numbers_are_readable_and_unique(shop, db, app):
+    app.config["MAX_UNPAID_ORDERS"] = 5
     user = db.session.get(User, shop.buyer.id)
     numbers = {services.place_order(user, [Line(shop.leg, 1)], ADDRESS).number for _ in range(5)}
     assert len(numbers) == 5
@@ -161,15 +177,55 @@ def test_stock_gone_between_the_check_and_the_commit_fails_the_whole_order(shop,
     user = db.session.get(User, shop.buyer.id)
     other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
 
-    def someone_else_buys_everything(_order_id: int) -> None:
+    def someone_else_buys_everything(_app, **_kw) -> None:
         with other.begin() as conn:
             conn.execute(text("UPDATE variant SET stock = 0 WHERE id = :v"), {"v": shop.leg})
 
-    with pytest.raises(SoldOut) as err:
-        services.place_order(user, [Line(shop.leg, 2)], ADDRESS, guard=someone_else_buys_everything)
+    # (the cart's question to live, inside the order's transaction, is the moment to strike)
+    with signals.placing_order.connected_to(someone_else_buys_everything):
+        with pytest.raises(SoldOut) as err:
+            services.place_order(user, [Line(shop.leg, 2)], ADDRESS)
     other.dispose()
 
     assert err.value.variant_id == shop.leg
     assert db.session.get(Variant, shop.leg).stock == 0
     assert db.session.scalar(db.select(db.func.count(Order.id))) == 0
     assert db.session.scalar(db.select(db.func.count(OrderEvent.id))) == 0
+
+
+@pytest.mark.only_db("postgresql")
+def test_the_lock_reads_what_another_request_committed_even_after_a_stale_load(shop, db, app):
+    # given an unpaid order this session has already loaded (as a view does before a cancel)
+    user = db.session.get(User, shop.buyer.id)
+    order_id = services.place_order(user, [Line(shop.leg, 2)], ADDRESS).id
+    stale = services.get_order(order_id)
+    assert stale.status == "pending_payment" and stale.holds_stock
+    # when another request cancels it meanwhile (its own connection, committed)
+    other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with other.begin() as conn:
+        conn.execute(
+            text("UPDATE \"order\" SET status = 'cancelled', holds_stock = false WHERE id = :id"),
+            {"id": order_id},
+        )
+    other.dispose()
+    # then the lock sees the cancel, so a second cancel is refused and restocks nothing
+    assert services.lock_order(order_id).status == "cancelled"
+    db.session.rollback()
+    with pytest.raises(InvalidTransition):
+        services.cancel_unpaid(order_id, actor_id=None, reason="cancelled_by_buyer")
+    assert db.session.get(Variant, shop.leg).stock == 8
+
+
+@pytest.mark.only_db("postgresql")
+def test_every_locking_read_refreshes_what_the_session_loaded(shop, db, app):
+    # The rule at the base (shop.database): any SELECT ... FOR UPDATE refreshes its rows,
+    # whoever wrote it, not only the order service's own lock.
+    stale = db.session.get(Variant, shop.leg)
+    assert stale.stock == 10
+    other = create_engine(app.config["SQLALCHEMY_DATABASE_URI"])
+    with other.begin() as conn:
+        conn.execute(text("UPDATE variant SET stock = 3 WHERE id = :v"), {"v": shop.leg})
+    other.dispose()
+    locked = db.session.scalar(db.select(Variant).where(Variant.id == shop.leg).with_for_update())
+    assert locked is stale and locked.stock == 3
+    db.session.rollback()

@@ -1,7 +1,8 @@
 """A Hypothesis stateful test of the order state machine: allowed transitions only, stock conserved.
 
 Random sequences of checkout, payment (demo, through the same settle path as Stripe),
-cancel/refund and expiry; after every step stock + held + sold equals what the farm started with.
+cancel/refund and expiry; after every step stock + held + sold equals what the farm started with,
+and the buyer never holds more than MAX_UNPAID_ORDERS unpaid orders.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hypothesis.stateful import (
 )
 
 from orders import refunds, services
-from orders.errors import InvalidTransition, SoldOut
+from orders.errors import InvalidTransition, SoldOut, TooManyUnpaid
 from orders.models import Order, OrderStatus
 from orders.services import Line
 from shop.extensions import db
@@ -33,7 +34,6 @@ INITIAL = 6
 
 class OrderMachine(RuleBasedStateMachine):
     app = None  # set by the test
-    buyer_id = 0
     run = 0
 
     def __init__(self) -> None:
@@ -43,9 +43,10 @@ class OrderMachine(RuleBasedStateMachine):
             coop = Cooperative(name=f"SM coop {self.run}", region="r")
             product = Product(cooperative=coop, name="honey")
             variant = Variant(product=product, name="jar", price=1200, stock=INITIAL)
-            db.session.add_all([coop, product, variant])
+            buyer = User(email=f"machine{self.run}@example.com", password_hash="-", name="M")
+            db.session.add_all([coop, product, variant, buyer])
             db.session.commit()
-            self.variant_id = variant.id
+            self.variant_id, self.buyer_id = variant.id, buyer.id
         self.orders: dict[int, str] = {}
 
     def _status(self, order_id: int) -> str:
@@ -58,7 +59,7 @@ class OrderMachine(RuleBasedStateMachine):
                 order = services.place_order(
                     db.session.get(User, self.buyer_id), [Line(self.variant_id, quantity)], ADDRESS
                 )
-            except SoldOut:
+            except (SoldOut, TooManyUnpaid):
                 return
             self.orders[order.id] = P
 
@@ -111,13 +112,13 @@ class OrderMachine(RuleBasedStateMachine):
             assert stock >= 0
             assert stock + held + sold == INITIAL
 
+    @invariant()
+    def a_buyer_holds_at_most_max_unpaid_orders(self) -> None:
+        unpaid = sum(1 for status in self.orders.values() if status == P)
+        assert unpaid <= self.app.config["MAX_UNPAID_ORDERS"]
+
 
 def test_order_state_machine(app):
-    with app.app_context():
-        user = User(email="machine@example.com", password_hash="-", name="M")
-        db.session.add(user)
-        db.session.commit()
-        OrderMachine.buyer_id = user.id
     OrderMachine.app = app
     run_state_machine_as_test(
         OrderMachine,
