@@ -7,15 +7,30 @@ VENDOR := shop/static/vendor
 export TEST_DATABASE_URL ?= postgresql+psycopg://postgres@127.0.0.1:5432/test
 export TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
 
-.PHONY: setup run test lint db seed vendor translations messages clean bench
+.PHONY: setup dev run test lint db seed vendor translations messages clean bench requirements
 
+# What the server needs (also what deploy/ runs); `dev` adds the tools of tests and benchmarks.
 setup: $(VENV)/.installed $(VENDOR)/.installed translations
+dev: setup $(VENV)/.installed-dev
 
 $(VENV)/.installed: requirements.txt
-	@echo "==> Python packages (pinned in requirements.txt)"
+	@echo "==> Python packages for the server (pinned in requirements.txt)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	touch $@
+
+$(VENV)/.installed-dev: requirements-dev.txt $(VENV)/.installed
+	@echo "==> Python packages for tests and benchmarks (pinned in requirements-dev.txt)"
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
+	touch $@
+
+# After editing requirements.in or requirements-dev.in: pin them again (existing pins are kept;
+# PIP_COMPILE_ARGS="--upgrade-package NAME" moves one).
+PIP_COMPILE := $(VENV)/bin/pip-compile --quiet --allow-unsafe --strip-extras --no-emit-find-links \
+	--no-emit-index-url --no-emit-trusted-host $(PIP_COMPILE_ARGS)
+requirements: $(VENV)/.installed-dev
+	$(PIP_COMPILE) --output-file=requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file=requirements-dev.txt requirements-dev.in
 
 $(VENDOR)/.installed: package.json package-lock.json
 	@echo "==> Front-end packages (pinned in package-lock.json), copied to $(VENDOR)"
@@ -41,24 +56,24 @@ db: setup
 	$(FLASK) db upgrade
 
 seed: db
-	@echo "==> Demo data (idempotent)"
-	$(FLASK) seed-demo
+	@echo "==> Demo data (idempotent; DEMO=1: its accounts share a public password)"
+	DEMO=1 $(FLASK) seed-demo
 
 run: seed
 	@$(FLASK) demo-logins
 	$(PY) wsgi.py
 
-lint: setup
+lint: dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: setup
+test: dev
 	@echo "==> ruff"
 	$(VENV)/bin/ruff check .
 	@echo "==> pytest (SQLite always; PostgreSQL at $$TEST_DATABASE_URL, Redis and Chromium when present)"
 	$(PY) -m pytest -rfEs $(PYTEST_ARGS)
 
-bench: setup
+bench: dev
 	$(PY) -m bench.flash_sale
 
 clean:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -88,13 +89,27 @@ class Config:
 
     UPLOAD_FOLDER = os.environ.get("UPLOAD_FOLDER") or str(INSTANCE_DIR / "uploads")
     MAX_PHOTO_BYTES = int(os.environ.get("MAX_PHOTO_BYTES", str(5 * 1024 * 1024)))
+    # Photos decoded at once per process (each may take ~100 MB and a second of CPU); more wait.
+    MAX_PHOTO_DECODES = int(os.environ.get("MAX_PHOTO_DECODES", "2"))
     MAX_CONTENT_LENGTH = MAX_PHOTO_BYTES + 64 * 1024
 
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI") or (
         os.environ.get("REDIS_URL") or "memory://"
     )
     RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") == "1"
-    LOGIN_RATE_LIMIT = os.environ.get("LOGIN_RATE_LIMIT", "10 per minute")
+    # Log-in (and register) attempts per client address, over the login page and the API
+    # together. Generous: at a stream's start hundreds of buyers behind one carrier NAT log in
+    # at once. LOGIN_RATE_LIMIT is its old name, still read when the new one is unset.
+    LOGIN_RATE_LIMIT_PER_ADDRESS = (
+        os.environ.get("LOGIN_RATE_LIMIT_PER_ADDRESS")
+        or os.environ.get("LOGIN_RATE_LIMIT")
+        or "300 per minute"
+    )
+    # Failed log-ins (wrong password, unknown email, wrong current password) per account,
+    # keyed by the normalised email from any address; the longer windows are the back-off.
+    LOGIN_RATE_LIMIT_PER_ACCOUNT = os.environ.get(
+        "LOGIN_RATE_LIMIT_PER_ACCOUNT", "5 per minute; 20 per hour; 50 per day"
+    )
     RATELIMIT_HEADERS_ENABLED = True  # a 429 says when to retry (Retry-After)
     # Stock news to viewers is coalesced: at most one `stock` event per variant per interval.
     STOCK_BROADCAST_INTERVAL = _env_float("STOCK_BROADCAST_INTERVAL", 0.5)
@@ -104,13 +119,41 @@ class Config:
     SOLD_OUT_MEMO_SECONDS = _env_float("SOLD_OUT_MEMO_SECONDS", 1.0)
     # A buyer holds at most this many unpaid orders (each holds stock until it expires).
     MAX_UNPAID_ORDERS = int(os.environ.get("MAX_UNPAID_ORDERS", "3"))
+    # Stripe calls give up after these (then a retry or two): a buyer in a live sale is waiting.
+    STRIPE_CONNECT_TIMEOUT_SECONDS = _env_float("STRIPE_CONNECT_TIMEOUT_SECONDS", 3.0)
+    STRIPE_READ_TIMEOUT_SECONDS = _env_float("STRIPE_READ_TIMEOUT_SECONDS", 10.0)
+    # One chat message or question per user per this many seconds (rounded up to whole
+    # seconds), over the API and the socket together, in the rate-limit storage. 0: no limit.
     CHAT_RATE_LIMIT_SECONDS = _env_float("CHAT_RATE_LIMIT_SECONDS", 2.0)
+    # Live-page sockets per client address in one server process, and `join`s per client
+    # address (a `limits` string, shared through the rate-limit storage). Generous: a carrier
+    # NAT puts hundreds of phones behind one address. 0 / empty: no bound; RATELIMIT_ENABLED=0
+    # turns both off, as it does the login limit.
+    SOCKET_CONNECTIONS_PER_ADDRESS = int(os.environ.get("SOCKET_CONNECTIONS_PER_ADDRESS", "200"))
+    JOIN_RATE_LIMIT = os.environ.get("JOIN_RATE_LIMIT", "120 per minute")
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # Secure: cookies only over HTTPS (on in deploy/farmlive.env.example, off for `make run`).
     SESSION_COOKIE_SECURE = os.environ.get("SESSION_COOKIE_SECURE", "0") == "1"
+    # A login lasts this long after the last request (sliding); the signed cookie's age is
+    # checked on the server too, so a copied cookie expires as well. Days; fractions allowed.
+    PERMANENT_SESSION_LIFETIME = timedelta(days=_env_float("SESSION_LIFETIME_DAYS", 14.0))
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+
+    # "production" turns on the start-up guards (shop/security.py): a real SECRET_KEY, at
+    # least 32 characters and not a known placeholder. deploy/ sets it; tests and `make run`
+    # do not.
+    FARMLIVE_ENV = os.environ.get("FARMLIVE_ENV", "development")
+    # `seed-demo` creates accounts whose password is printed everywhere: it refuses to run
+    # unless DEMO=1 (`make run` sets it).
+    DEMO = os.environ.get("DEMO", "0") == "1"
+    # Where the live page may play or embed streams from (CSP media-src, connect-src for
+    # hls.js, frame-src), besides this site. Narrow it to your stream hosts in production;
+    # add `http:` for a plain-HTTP stream server on a LAN.
+    CSP_STREAM_SOURCES = os.environ.get("CSP_STREAM_SOURCES", "https:")
     WTF_CSRF_TIME_LIMIT = None
     WTF_CSRF_SSL_STRICT = False
 
@@ -137,6 +180,8 @@ class TestConfig(Config):
 
     TESTING = True
     SECRET_KEY = "test-secret-key"
+    FARMLIVE_ENV = "test"  # never the production guards, whatever the shell exports
+    DEMO = True  # tests seed the demo data
     SQLALCHEMY_DATABASE_URI = os.environ.get("TEST_DATABASE_URL") or "sqlite://"
     RUN_BACKGROUND_TASKS = False
     PAYMENT_PROVIDER = "demo"

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import os
 
+import gunicorn.http.wsgi
+
+# No `Server: gunicorn` banner: gunicorn writes this module attribute into every response it
+# makes (there is no setting for it). Behind nginx clients see nginx's header instead, whose
+# version `server_tokens off` hides (deploy/nginx/farmlive.conf).
+gunicorn.http.wsgi.SERVER = "farmlive"
+
 # The gevent worker monkey-patches the standard library before it loads the app, so psycopg 3
 # and redis cooperate with it; Socket.IO must then use the gevent async mode too.
 os.environ.setdefault("SOCKETIO_ASYNC_MODE", "gevent")
@@ -27,10 +34,13 @@ accesslog = os.environ.get("GUNICORN_ACCESS_LOG") or None  # "-" for stdout; off
 
 
 def post_worker_init(worker) -> None:
-    """Fill the database pool, then start the expiry task in each worker (SKIP LOCKED keeps
-    concurrent runners safe)."""
+    """Fill the database pool and make the dummy password hash (so even the first login for an
+    unknown email costs one check), then start the expiry task in each worker (SKIP LOCKED
+    keeps concurrent runners safe)."""
     from orders.tasks import start_background_tasks
+    from shop.accounts import warm_dummy_hash
     from shop.database import warm_pool
 
     warm_pool(worker.wsgi)
+    warm_dummy_hash(worker.wsgi)
     start_background_tasks(worker.wsgi)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from orders.errors import LimitExceeded  # noqa: F401 - enforced by the order service
 from shop.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
+from shop.i18n import N_
 
 
 class SessionNotFound(NotFound):
@@ -45,6 +46,13 @@ class ChatClosed(Conflict):
 
 class TooManyMessages(DomainError):
     status, code, message = 429, "too_many_messages", "You are sending messages too fast."
+
+
+class TooManyRequests(DomainError):
+    """Too many live-page sockets or joins from one client address (live.throttle)."""
+
+    status, code = 429, "too_many_requests"
+    message = N_("Too many requests; wait a moment and try again.")
 
 
 class InvalidPin(Invalid):

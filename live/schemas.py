@@ -186,6 +186,30 @@ class MessageUpdateSchema(BaseSchema):
     answered = fields.Bool()
 
 
+# --- payloads of the /live socket events ------------------------------------------------------
+
+
+class LeaveEventSchema(BaseSchema):
+    """`leave` (and the base of every /live event): the session's id, an integer. Text that
+    cannot be stored (NUL, a lone surrogate) is refused by BaseSchema, naming the field."""
+
+    session_id = fields.Int(required=True, strict=True, validate=ID)
+
+
+class JoinEventSchema(LeaveEventSchema):
+    """`join`: `console` marks the host console; `viewer_key` is accepted and ignored."""
+
+    console = fields.Bool(load_default=False)
+    viewer_key = fields.Raw(load_default=None, metadata={"description": "ignored"})
+
+
+class MessageEventSchema(LeaveEventSchema):
+    """`message`: the length and blank checks are the chat service's, as for the API."""
+
+    body = fields.Str(required=True)
+    kind = fields.Str(load_default="chat", validate=validate.OneOf(["chat", "question"]))
+
+
 class LineupSchema(BaseSchema):
     product_ids = fields.List(
         fields.Int(strict=True, validate=ID), required=True, validate=validate.Length(max=100)

@@ -1,16 +1,21 @@
-"""Viewer counts: connections per session room, unique viewers, peak and a per-minute curve.
+"""Viewer counts: distinct viewers per session room, unique viewers, peak and a per-minute curve.
 
-Counts live in Redis when REDIS_URL is set (every server process sees the same room), else in
-this process. The database keeps what reports need: `ViewerVisit`, `peak_viewers` and one
-`ViewerSample` per minute.
+A viewer is an identity from `live.identity` (a logged-in user, or one browser's signed anonymous
+id), not a socket: the several tabs of one browser count once, and sockets without an identity
+are not counted at all. Counts live in Redis when REDIS_URL is set (every server process sees the
+same room), else in this process. The database keeps what reports need: `ViewerVisit` (one row
+per identity), `peak_viewers` and one `ViewerSample` per minute.
 
-With Redis, each session has one sorted set of Socket.IO sids scored by when their process last
-vouched for them (Redis server time, so hosts' clocks never matter). A process adds and removes
-its own sids at once (join, leave, clean disconnect) and keeps a copy of them in memory; a
-heartbeat task re-scores that copy every VIEWER_STALE_SECONDS / 3 while the process has viewers.
-The count is the number of sids seen within VIEWER_STALE_SECONDS, so the viewers of a process
-that dies without disconnecting them (SIGKILL, OOM, power) drop out within that time. The
-heartbeat also puts back sids Redis lost (a restart, or an outage longer than the stale time).
+With Redis, each session has a sorted set of "process|identity" seats scored by when their
+process last vouched for them (Redis server time, so hosts' clocks never matter), and a hash of
+identity -> how many processes seat it; the count is the hash's size. A process takes a seat when
+its first socket of an identity joins and gives it up when its last one leaves (one script keeps
+set and hash in step), and keeps its seats in memory; a heartbeat re-scores them every
+VIEWER_STALE_SECONDS / 3 while the process has viewers. Seats not vouched for within
+VIEWER_STALE_SECONDS are dropped, so the viewers of a process that dies without disconnecting
+them (SIGKILL, OOM, power) leave the count within that time, while an identity also watching
+through a live process stays. The heartbeat also puts back seats Redis lost (a restart, or an
+outage longer than the stale time).
 """
 
 from __future__ import annotations
@@ -18,12 +23,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
 
 from flask import Flask, current_app
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from live import broadcast
@@ -35,56 +41,112 @@ from shop.models import utcnow
 log = logging.getLogger(__name__)
 
 BROADCAST_INTERVAL = 1.0  # seconds: a crowd joining at once gets one count per second
-HEARTBEAT_BATCH = 1000  # sids per script call, so one call never holds Redis for long
+HEARTBEAT_BATCH = 1000  # seats per script call, so one call never holds Redis for long
+
+
+class _Seats:
+    """Which sockets of this process watch a session, grouped by viewer identity."""
+
+    def __init__(self) -> None:
+        self.rooms: dict[int, dict[str, set[str]]] = defaultdict(dict)
+        self.lock = threading.Lock()
+
+    def add(self, session_id: int, identity: str, sid: str) -> bool:
+        """Seat `sid`; True when it is the identity's first socket in the room."""
+        with self.lock:
+            sids = self.rooms[session_id].setdefault(identity, set())
+            sids.add(sid)
+            return len(sids) == 1
+
+    def remove(self, session_id: int, identity: str, sid: str) -> bool:
+        """Unseat `sid`; True when the identity has no socket left in the room."""
+        with self.lock:
+            room = self.rooms.get(session_id, {})
+            sids = room.get(identity)
+            if sids is None:
+                return False
+            sids.discard(sid)
+            if sids:
+                return False
+            del room[identity]
+            if not room:
+                self.rooms.pop(session_id, None)
+            return True
+
+    def snapshot(self) -> dict[int, set[str]]:
+        with self.lock:
+            return {session_id: set(room) for session_id, room in self.rooms.items()}
+
+    def identities(self, session_id: int) -> set[str]:
+        with self.lock:
+            return set(self.rooms.get(session_id, ()))
 
 
 class MemoryCounter:
-    """Connections per session inside this process."""
+    """Distinct viewers per session inside this process."""
 
     def __init__(self) -> None:
-        self._rooms: dict[int, set[str]] = defaultdict(set)
-        self._lock = threading.Lock()
+        self._seats = _Seats()
 
-    def add(self, session_id: int, sid: str) -> int:
-        with self._lock:
-            self._rooms[session_id].add(sid)
-            return len(self._rooms[session_id])
+    def add(self, session_id: int, identity: str, sid: str) -> int:
+        self._seats.add(session_id, identity, sid)
+        return self.count(session_id)
 
-    def remove(self, session_id: int, sid: str) -> int:
-        with self._lock:
-            self._rooms[session_id].discard(sid)
-            return len(self._rooms[session_id])
+    def remove(self, session_id: int, identity: str, sid: str) -> int:
+        self._seats.remove(session_id, identity, sid)
+        return self.count(session_id)
 
     def count(self, session_id: int) -> int:
-        with self._lock:
-            return len(self._rooms.get(session_id, ()))
+        with self._seats.lock:
+            return len(self._seats.rooms.get(session_id, ()))
 
 
 class RedisCounter:
-    """Connections per session shared by every server process, forgetting dead processes' ones.
+    """Distinct viewers per session shared by every server process, forgetting dead processes'.
 
-    The sorted set holds sid -> last seen; this process's own sids are also kept in `_mine` so
-    the heartbeat can vouch for them. Adds and removes write to memory first, then to Redis.
+    This process's seats are its identities with at least one socket in the room; they are kept
+    in memory so the heartbeat can vouch for them. Adds and removes write to memory first, then
+    to Redis (only when an identity's first socket arrives or its last one leaves).
     """
 
-    # KEYS[1] the session's set; ARGV: stale seconds, "add" | "remove" | "count", sids...
-    # Scores are Redis server time; every call prunes stale sids and returns the live count.
+    # KEYS: the session's seats (sorted set "process|identity" -> last seen) and its identities
+    # (hash identity -> number of seats). ARGV: stale seconds, "add" | "remove" | "count", seats.
+    # Scores are Redis server time; every call drops stale seats and returns the live count.
     _SCRIPT = """
+    local seats, ids = KEYS[1], KEYS[2]
     local t = redis.call('TIME')
     local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
     local stale = tonumber(ARGV[1])
-    for i = 3, #ARGV do
-        if ARGV[2] == 'add' then
-            redis.call('ZADD', KEYS[1], now, ARGV[i])
-        else
-            redis.call('ZREM', KEYS[1], ARGV[i])
+    if redis.call('EXISTS', seats) == 0 then
+        redis.call('DEL', ids)
+    end
+    local function who(seat)
+        return string.sub(seat, string.find(seat, '|', 1, true) + 1)
+    end
+    local function unseat(seat)
+        if redis.call('ZREM', seats, seat) == 1 then
+            if redis.call('HINCRBY', ids, who(seat), -1) <= 0 then
+                redis.call('HDEL', ids, who(seat))
+            end
         end
     end
-    redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - stale)
-    if ARGV[2] == 'add' then
-        redis.call('PEXPIRE', KEYS[1], math.ceil(stale * 1000))
+    for i = 3, #ARGV do
+        if ARGV[2] == 'add' then
+            if redis.call('ZADD', seats, now, ARGV[i]) == 1 then
+                redis.call('HINCRBY', ids, who(ARGV[i]), 1)
+            end
+        else
+            unseat(ARGV[i])
+        end
     end
-    return redis.call('ZCARD', KEYS[1])
+    for _, seat in ipairs(redis.call('ZRANGEBYSCORE', seats, '-inf', now - stale)) do
+        unseat(seat)
+    end
+    if ARGV[2] == 'add' then
+        redis.call('PEXPIRE', seats, math.ceil(stale * 1000))
+        redis.call('PEXPIRE', ids, math.ceil(stale * 1000))
+    end
+    return redis.call('HLEN', ids)
     """
 
     def __init__(self, url: str, prefix: str, *, stale_seconds: float) -> None:
@@ -93,68 +155,75 @@ class RedisCounter:
         self._script = redis.Redis.from_url(url).register_script(self._SCRIPT)
         self._prefix = prefix
         self._stale = stale_seconds
-        self._mine: dict[int, set[str]] = {}
+        self._process = uuid.uuid4().hex
+        self._seats = _Seats()
         self._lock = threading.Lock()
         self._beating = False
 
-    def _key(self, session_id: int) -> str:
-        return f"{self._prefix}:live:{session_id}:viewers"
+    def _keys(self, session_id: int) -> list[str]:
+        base = f"{self._prefix}:live:{session_id}"
+        return [f"{base}:viewer-seats", f"{base}:viewer-ids"]
 
-    def _run(self, session_id: int, op: str, sids: Iterable[str] = ()) -> int:
-        return int(self._script(keys=[self._key(session_id)], args=[self._stale, op, *sids]))
+    def _run(self, session_id: int, op: str, identities: Iterable[str] = ()) -> int:
+        seats = [f"{self._process}|{identity}" for identity in identities]
+        return int(self._script(keys=self._keys(session_id), args=[self._stale, op, *seats]))
 
-    def add(self, session_id: int, sid: str) -> int:
+    def add(self, session_id: int, identity: str, sid: str) -> int:
+        first = self._seats.add(session_id, identity, sid)
         with self._lock:
-            self._mine.setdefault(session_id, set()).add(sid)
             start = not self._beating
             self._beating = True
         if start:
             socketio.start_background_task(self._heartbeat)
-        return self._run(session_id, "add", [sid])
+        return self._run(session_id, "add" if first else "count", [identity] if first else [])
 
-    def remove(self, session_id: int, sid: str) -> int:
-        with self._lock:
-            room = self._mine.get(session_id, set())
-            room.discard(sid)
-            if not room:
-                self._mine.pop(session_id, None)
-        return self._run(session_id, "remove", [sid])
+    def remove(self, session_id: int, identity: str, sid: str) -> int:
+        last = self._seats.remove(session_id, identity, sid)
+        return self._run(session_id, "remove" if last else "count", [identity] if last else [])
 
     def count(self, session_id: int) -> int:
         return self._run(session_id, "count")
 
     def _heartbeat(self) -> None:
-        """Vouch for this process's sids until it has none left (the next add starts it again)."""
+        """Vouch for this process's seats until it has none left (the next add starts it again)."""
         while True:
             socketio.sleep(self._stale / 3)
-            with self._lock:
-                mine = {session_id: set(sids) for session_id, sids in self._mine.items()}
-                if not mine:
-                    self._beating = False
-                    return
+            mine = self._seats.snapshot()
+            if not mine:
+                with self._lock:
+                    if not self._seats.snapshot():
+                        self._beating = False
+                        return
+                continue
             try:
-                for session_id, sids in mine.items():
-                    self._vouch(session_id, sids)
+                for session_id, identities in mine.items():
+                    self._vouch(session_id, identities)
             except Exception as err:  # noqa: BLE001 - Redis down: try again next beat
                 log.warning("viewer heartbeat failed: %s", err)
 
-    def _vouch(self, session_id: int, sids: set[str]) -> None:
-        """Re-score `sids`, then take out any that left while we wrote (their remove may have
-        reached Redis before our re-score did)."""
-        ordered = sorted(sids)
+    def _vouch(self, session_id: int, identities: set[str]) -> None:
+        """Re-score `identities`' seats, then give up any whose last socket left while we wrote
+        (its remove may have reached Redis before our re-score did)."""
+        ordered = sorted(identities)
         for start in range(0, len(ordered), HEARTBEAT_BATCH):
             self._run(session_id, "add", ordered[start : start + HEARTBEAT_BATCH])
-        with self._lock:
-            gone = sids - self._mine.get(session_id, set())
+        gone = identities - self._seats.identities(session_id)
         if gone:
             self._run(session_id, "remove", sorted(gone))
 
 
+_making = threading.Lock()
+
+
 def counter(app: Flask | None = None) -> MemoryCounter | RedisCounter:
+    """The app's one counter (made on first use; a crowd's first joins must share it)."""
     app = app or current_app._get_current_object()
     store = app.extensions.get("farmlive.live_viewers")
     if store is None:
-        store = app.extensions["farmlive.live_viewers"] = _make_counter(app)
+        with _making:
+            store = app.extensions.get("farmlive.live_viewers")
+            if store is None:
+                store = app.extensions["farmlive.live_viewers"] = _make_counter(app)
     return store
 
 
@@ -174,26 +243,65 @@ def _minute(now: datetime) -> datetime:
     return now.replace(second=0, microsecond=0)
 
 
-def record_visit(session_id: int, viewer_key: str, user_id: int | None, *, now=None) -> None:
-    """Remember a distinct viewer once per session (unique viewers in the report)."""
+def record_visit(
+    session_id: int,
+    viewer_key: str,
+    user_id: int | None,
+    *,
+    browser_key: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """Remember a distinct viewer once per session (unique viewers in the report).
+
+    `browser_key` is the anonymous identity of the browser a logged-in viewer watches from: the
+    visit it made before logging in becomes the user's, so watching, logging in in the buy sheet
+    and buying is one viewer, not two.
+    """
     now = now or utcnow()
-    exists = db.session.scalar(
-        select(ViewerVisit.id).where(
-            ViewerVisit.session_id == session_id, ViewerVisit.viewer_key == viewer_key
+    merge = browser_key if browser_key and browser_key != viewer_key else None
+    seen = set(
+        db.session.scalars(
+            select(ViewerVisit.viewer_key).where(
+                ViewerVisit.session_id == session_id,
+                ViewerVisit.viewer_key.in_([viewer_key, merge] if merge else [viewer_key]),
+            )
         )
     )
-    if exists is not None:
+    if viewer_key in seen and merge not in seen:
         return
     begin_write()
+    if merge in seen:
+        _move_visit(session_id, merge, viewer_key, user_id)
+    savepoint = db.session.begin_nested()
     try:
         db.session.execute(
             insert(ViewerVisit).values(
                 session_id=session_id, viewer_key=viewer_key, user_id=user_id, first_seen=now
             )
         )
-        db.session.commit()
+        savepoint.commit()
     except IntegrityError:
-        db.session.rollback()  # another tab of the same viewer got there first
+        savepoint.rollback()  # already there: another tab, or the browser's visit just moved
+    db.session.commit()
+
+
+def _move_visit(session_id: int, old_key: str, new_key: str, user_id: int | None) -> None:
+    """Give the browser's visit to the user; when the user has one already, drop the browser's."""
+    visit = (ViewerVisit.session_id == session_id, ViewerVisit.viewer_key == old_key)
+    savepoint = db.session.begin_nested()
+    try:
+        db.session.execute(
+            update(ViewerVisit)
+            .where(*visit)
+            .values(viewer_key=new_key, user_id=user_id)
+            .execution_options(synchronize_session=False)
+        )
+        savepoint.commit()
+    except IntegrityError:
+        savepoint.rollback()
+        db.session.execute(
+            delete(ViewerVisit).where(*visit).execution_options(synchronize_session=False)
+        )
 
 
 def record_count(session_id: int, viewers: int, *, now=None) -> None:

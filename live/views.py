@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -15,6 +13,7 @@ from flask import (
     abort,
     current_app,
     flash,
+    make_response,
     redirect,
     render_template,
     request,
@@ -24,10 +23,11 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from live import history, services
+from live import history, identity, services, throttle
 from live.checkout import saved_address
 from live.models import LiveSession, SessionStatus
 from live.schemas import ProductBriefSchema, SessionSchema, stream_kind
+from shop import photos
 from shop import services as shop_services
 from shop.accounts import page_roles_required, require_user
 from shop.errors import DomainError
@@ -61,7 +61,8 @@ def watch(session_id: int):
         "currency": current_app.config["CURRENCY"],
     }
     featured = services.featured_products(live) if live.status == SessionStatus.ENDED else []
-    return render_template("live/watch.html", live=live, data=data, featured=featured)
+    page = render_template("live/watch.html", live=live, data=data, featured=featured)
+    return identity.give_cookie(make_response(page))  # the browser's viewer id, for counts
 
 
 @bp.route("/host/live")
@@ -117,27 +118,15 @@ def _parse_local_time(raw: str, errors: dict[str, str]) -> datetime | None:
 
 
 def _save_cover(file: Any, errors: dict[str, str]) -> str | None:
-    """Keep an uploaded cover image (checked to be an image) under UPLOAD_FOLDER."""
+    """Store an uploaded cover the way product photos are stored (`shop.photos`): re-encoded
+    as JPEG without metadata (GPS) or trailing data, pixels limited before decoding."""
     if file is None or not file.filename:
         return None
-    from PIL import Image, UnidentifiedImageError
-
     try:
-        with Image.open(file.stream) as image:
-            image.verify()
-            kind = (image.format or "").lower()
-    except (UnidentifiedImageError, OSError):
-        errors["cover"] = "Not an image."
+        return photos.store_upload(file.stream, prefix="cover")
+    except DomainError as err:
+        errors["cover"] = err.message
         return None
-    if kind not in {"jpeg", "png", "webp", "gif"}:
-        errors["cover"] = "Use a JPEG, PNG, WebP or GIF image."
-        return None
-    folder = Path(current_app.config["UPLOAD_FOLDER"])
-    folder.mkdir(parents=True, exist_ok=True)
-    name = f"cover-{secrets.token_hex(8)}.{'jpg' if kind == 'jpeg' else kind}"
-    file.stream.seek(0)
-    file.save(folder / name)
-    return name
 
 
 @bp.route("/host/live/<int:session_id>")
@@ -279,6 +268,7 @@ def seed_demo_session(*_args: Any, **_kwargs: Any) -> Iterator[str]:
 
 
 def init_app(app: Flask) -> None:
+    throttle.check_settings(app)
     app.extensions.setdefault("farmlive.storefront_sections", []).append(storefront_section)
     app.extensions.setdefault("farmlive.seeders", []).append(seed_demo_session)
     app.extensions.setdefault("farmlive.coop_sections", []).append(coop_dashboard_section)

@@ -40,6 +40,23 @@ class PaymentStart:
 
 
 @dataclass(frozen=True)
+class OrderRef:
+    """What a provider call needs of an order, copied before the transaction ends: a gateway
+    never touches an ORM object, so no attribute load can open a transaction (and hold a
+    database connection) while the provider is slow."""
+
+    id: int
+    number: str
+    total: int
+    currency: str
+    payment_intent_id: str | None
+
+    @classmethod
+    def of(cls, order: Order) -> OrderRef:
+        return cls(order.id, order.number, order.total, order.currency, order.payment_intent_id)
+
+
+@dataclass(frozen=True)
 class RefundResult:
     """What a provider says of a refund: its id (None if it never got one) and its status
     (`pending`, `succeeded`, `failed`, `canceled`, as `RefundStatus`)."""
@@ -51,11 +68,11 @@ class RefundResult:
 class Gateway(Protocol):
     name: str
 
-    def create_intent(self, order: Order) -> tuple[str, str]: ...
+    def create_intent(self, order: OrderRef) -> tuple[str, str]: ...
 
     def retrieve_intent(self, intent_id: str) -> dict: ...
 
-    def refund(self, order: Order, *, key: str) -> RefundResult: ...
+    def refund(self, order: OrderRef, *, key: str) -> RefundResult: ...
 
 
 class DemoGateway:
@@ -63,13 +80,13 @@ class DemoGateway:
 
     name = "demo"
 
-    def create_intent(self, order: Order) -> tuple[str, str]:
+    def create_intent(self, order: OrderRef) -> tuple[str, str]:
         return f"demo_pi_{order.number}", f"demo_pi_{order.number}_secret"
 
     def retrieve_intent(self, intent_id: str) -> dict:
         return {"id": intent_id, "status": "succeeded"}
 
-    def refund(self, order: Order, *, key: str) -> RefundResult:
+    def refund(self, order: OrderRef, *, key: str) -> RefundResult:
         return RefundResult(f"demo_re_{order.number}", "succeeded")
 
 
@@ -78,15 +95,25 @@ class StripeGateway:
 
     name = "stripe"
 
-    def __init__(self, secret_key: str, api_base: str | None, pacer: Pacer) -> None:
+    def __init__(
+        self,
+        secret_key: str,
+        api_base: str | None,
+        pacer: Pacer,
+        *,
+        timeout: tuple[float, float] = (3.0, 10.0),
+    ) -> None:
+        # Explicit (connect, read) timeouts: stripe-python waits 80 s by default, far longer
+        # than a buyer in a live sale waits for the pay button (two retries on top).
         self.client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base} if api_base else None,
             max_network_retries=2,
+            http_client=stripe.new_default_http_client(timeout=timeout),
         )
         self.pacer = pacer
 
-    def create_intent(self, order: Order) -> tuple[str, str]:
+    def create_intent(self, order: OrderRef) -> tuple[str, str]:
         self.pacer.wait_turn()
         params = {
             "amount": order.total,
@@ -111,7 +138,7 @@ class StripeGateway:
             "metadata": intent.get("metadata") or {},
         }
 
-    def refund(self, order: Order, *, key: str) -> RefundResult:
+    def refund(self, order: OrderRef, *, key: str) -> RefundResult:
         """Refund the order's payment in full. A refusal because it is refunded already is
         an answer (the refund happened), not an outage."""
         try:
@@ -255,7 +282,13 @@ def gateway(name: str | None = None) -> Gateway:
         config = current_app.config
         if not config.get("STRIPE_SECRET_KEY"):
             raise PaymentUnavailable(N_("Stripe is not configured on this server."))
-        return StripeGateway(config["STRIPE_SECRET_KEY"], config.get("STRIPE_API_BASE"), _pacer())
+        timeout = (
+            float(config["STRIPE_CONNECT_TIMEOUT_SECONDS"]),
+            float(config["STRIPE_READ_TIMEOUT_SECONDS"]),
+        )
+        return StripeGateway(
+            config["STRIPE_SECRET_KEY"], config.get("STRIPE_API_BASE"), _pacer(), timeout=timeout
+        )
     return DemoGateway()
 
 
@@ -269,8 +302,9 @@ def start_payment(order_id: int, *, gateway: Gateway) -> PaymentStart:
         raise InvalidTransition(f"Order {order.number} is {order.status}; nothing to pay.")
     if order.payment_intent_id and order.payment_provider == gateway.name:
         return PaymentStart(gateway.name, order.payment_client_secret, publishable)
+    ref = OrderRef.of(order)
     db.session.commit()  # end the read: no transaction stays open across the network call
-    intent_id, client_secret = gateway.create_intent(order)
+    intent_id, client_secret = gateway.create_intent(ref)
 
     order = services.lock_order(order_id)
     services.require(order, OrderStatus.PENDING_PAYMENT, action="be paid")

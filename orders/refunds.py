@@ -16,7 +16,7 @@ from flask import current_app
 from orders import services
 from orders.errors import InvalidTransition, PaymentRateLimited, PaymentUnavailable
 from orders.models import Order, OrderStatus, RefundStatus, ShipmentStatus
-from orders.payments import RefundResult
+from orders.payments import OrderRef, RefundResult
 from orders.payments import gateway as gateway_for
 from shop import signals
 from shop.extensions import db
@@ -141,11 +141,11 @@ def _call_provider(order_id: int, *, reason: str, actor_id: int | None) -> Order
     network retries never refund twice, while a new claim after a failure is a new refund.
     """
     order = services.get_order(order_id)
-    provider = order.payment_provider or "demo"
+    provider, ref = order.payment_provider or "demo", OrderRef.of(order)
     attempt = _claim_event_id(order)
-    db.session.commit()
+    db.session.commit()  # nothing of the order is read after this: no connection is held
     try:
-        result = gateway_for(provider).refund(order, key=f"order-{order_id}-refund-{attempt}")
+        result = gateway_for(provider).refund(ref, key=f"order-{order_id}-refund-{attempt}")
     except (PaymentUnavailable, PaymentRateLimited) as err:
         record_refund(
             order_id,

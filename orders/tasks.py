@@ -14,25 +14,44 @@ from collections.abc import Callable
 from flask import Flask
 
 from shop.extensions import db, socketio
+from shop.health import expect_loop, loop_passed
 
 log = logging.getLogger(__name__)
 AUTO_DELIVER_PERIOD_SECONDS = 300.0
 
 
 def _one_pass(app: Flask, work: Callable[[], int], what: str) -> int:
-    """Run one pass of `work`, never raising: a failed pass is logged and the next one retries."""
-    with app.app_context():
-        try:
-            count = work()
+    """Run one pass of `work`, never raising: a failed pass is logged and the next one retries.
+
+    Cleaning up after a failure can fail too (a rollback on a connection the database dropped
+    raises again): that is logged and swallowed as well, so nothing a pass does ends the loop.
+    A pass that succeeded is reported to /healthz (`loop_passed`).
+    """
+    try:
+        with app.app_context():
+            try:
+                count = work()
+            except Exception:
+                log.exception("%s pass failed", what)
+                _release_session()
+                return 0
+            _release_session()
+            loop_passed(app, what)
             if count:
                 log.info("%s pass: %d order(s)", what, count)
             return count
+    except Exception:  # the app context itself could not be set up or torn down
+        log.exception("%s pass could not run", what)
+        return 0
+
+
+def _release_session() -> None:
+    """Roll back and hand the connection back; a broken connection is discarded, not raised."""
+    for step in (db.session.rollback, db.session.remove):
+        try:
+            step()
         except Exception:
-            log.exception("%s pass failed", what)
-            db.session.rollback()
-            return 0
-        finally:
-            db.session.remove()
+            log.warning("releasing the session after a background pass failed", exc_info=True)
 
 
 def expire_once(app: Flask) -> int:
@@ -47,15 +66,19 @@ def auto_deliver_once(app: Flask) -> int:
     return _one_pass(app, auto_deliver_due, "auto-delivery")
 
 
-def run_expiry(app: Flask) -> None:
-    """Loop forever, one pass every EXPIRY_INTERVAL_SECONDS (socketio.sleep suits every mode)."""
+def run_expiry(app: Flask, *, stop: Callable[[], bool] = lambda: False) -> None:
+    """Loop until `stop()` (forever in a server), one pass every EXPIRY_INTERVAL_SECONDS
+    (socketio.sleep suits every async mode)."""
     interval = float(app.config["EXPIRY_INTERVAL_SECONDS"])
     deliver_every = max(1, round(AUTO_DELIVER_PERIOD_SECONDS / interval))
     passes = 0
-    while True:
-        expire_once(app)
-        if passes % deliver_every == 0:
-            auto_deliver_once(app)
+    while not stop():
+        try:
+            expire_once(app)
+            if passes % deliver_every == 0:
+                auto_deliver_once(app)
+        except Exception:  # belt and braces: _one_pass already never raises
+            log.exception("background pass failed")
         passes += 1
         socketio.sleep(interval)
 
@@ -64,6 +87,9 @@ def start_background_tasks(app: Flask) -> bool:
     """Start the expiry loop when this process is meant to run background work."""
     if not app.config.get("RUN_BACKGROUND_TASKS"):
         return False
+    interval = float(app.config["EXPIRY_INTERVAL_SECONDS"])
+    expect_loop(app, "expiry", interval)
+    expect_loop(app, "auto-delivery", max(AUTO_DELIVER_PERIOD_SECONDS, interval))
     socketio.start_background_task(run_expiry, app)
     log.info("expiry task started (every %ss)", app.config["EXPIRY_INTERVAL_SECONDS"])
     return True

@@ -18,7 +18,13 @@ from shop.errors import DomainError
 from shop.extensions import db
 from shop.models import Role, User, Variant
 
-bp = Blueprint("orders_pages", __name__, template_folder="templates")
+bp = Blueprint(
+    "orders_pages",
+    __name__,
+    template_folder="templates",
+    static_folder="static",
+    static_url_path="/orders-static",
+)
 blueprints = [bp, webhooks.bp]
 csrf_exempt = [webhooks.bp]
 

@@ -12,14 +12,18 @@ from werkzeug.routing import IntegerConverter
 from shop import database  # noqa: F401 - SQLite pragmas and BEGIN modes
 from shop import extensions as ext
 from shop.i18n import N_
+from shop.security import init_app as install_security
+from shop.text import init_app as install_text_checks
 
 
 def create_app(config_object: str | object = "config.Config", **overrides) -> Flask:
     """Build the app. No side effects beyond binding extensions: no migrations, no network."""
     app = Flask(__name__, instance_path=_instance_path())
     app.url_map.converters["int"] = DatabaseIdConverter
+    install_text_checks(app)  # the first hook: bad text is refused before anything reads it
     app.config.from_object(config_object)
     app.config.update(overrides)
+    install_security(app)  # refuses a known SECRET_KEY in production; headers on every answer
     _configure_engine(app)
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

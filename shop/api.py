@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 from flask_smorest import Blueprint
 from flask_wtf.csrf import generate_csrf
 
 from shop import services
-from shop.accounts import authenticate, login_limit, require_user, roles_required
+from shop.accounts import (
+    authenticate,
+    login_limit_per_account,
+    login_limit_per_address,
+    note_failed_login,
+    require_user,
+    roles_required,
+    start_session,
+)
 from shop.admin_api import admin_bp
 from shop.errors import DomainError
-from shop.extensions import limiter
 from shop.models import Role
 from shop.schemas import (
     CooperativeListSchema,
@@ -18,6 +25,7 @@ from shop.schemas import (
     CooperativeUpdateSchema,
     CsrfSchema,
     LoginSchema,
+    PasswordChangeSchema,
     PhotoUploadSchema,
     ProductListSchema,
     ProductQuerySchema,
@@ -53,34 +61,53 @@ def csrf_token():
 
 
 @auth_bp.route("/register", methods=["POST"])
-@limiter.limit(login_limit)
+@login_limit_per_address
 @auth_bp.arguments(RegisterSchema)
 @auth_bp.response(201, UserSchema)
 def register(data: dict):
     """Create a buyer account and log it in."""
     user = services.create_user(**data, role=Role.BUYER)
-    login_user(user)
+    start_session(user)
     return user
 
 
 @auth_bp.route("/login", methods=["POST"])
-@limiter.limit(login_limit)
+@login_limit_per_address
+@login_limit_per_account
 @auth_bp.arguments(LoginSchema)
 @auth_bp.response(200, UserSchema)
 def login(data: dict):
-    """Log in with email and password (rate-limited per address)."""
+    """Log in with email and password (limited per address, and failures per account: 429)."""
     user = authenticate(data["email"], data["password"])
     if user is None:
         raise BadCredentials()
-    login_user(user)
+    start_session(user)
     return user
 
 
 @auth_bp.route("/logout", methods=["POST"])
 @auth_bp.response(204)
 def logout():
-    require_user()
+    """End the session on the server: this cookie, and every copy of it, is refused after."""
+    services.end_sessions(require_user().id)
     logout_user()
+    return ""
+
+
+@auth_bp.route("/password", methods=["POST"])
+@login_limit_per_account
+@auth_bp.arguments(PasswordChangeSchema)
+@auth_bp.response(204)
+def change_password(data: dict):
+    """Change the password (422 `wrong_password` when the current one is wrong): every other
+    session of the account ends; this one goes on."""
+    user = require_user()
+    try:
+        services.change_password(user, **data)
+    except services.WrongPassword:
+        note_failed_login()
+        raise
+    start_session(user)
     return ""
 
 

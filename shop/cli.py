@@ -40,8 +40,21 @@ def create_user_command(
 @click.command("seed-demo")
 @with_appcontext
 def seed_demo() -> None:
-    """Load the demo cooperatives, products, users and a scheduled session (idempotent)."""
-    from shop.demo import seed
+    """Load the demo cooperatives, products, users and a scheduled session (idempotent).
+
+    Only with DEMO=1 (`make run` sets it): the demo accounts, an admin among them, share a
+    password that is printed in the README and on every `make run`.
+    """
+    from flask import current_app
+
+    from shop.demo import DEMO_PASSWORD, seed
+
+    if not current_app.config.get("DEMO"):
+        raise click.ClickException(
+            "seed-demo creates accounts, an admin among them, whose password "
+            f"({DEMO_PASSWORD}) is public; it runs only with DEMO=1 in the environment "
+            "(`make run` sets it). Nothing was changed."
+        )
 
     for line in seed():
         click.echo(line)

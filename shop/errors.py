@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
 
 from flask import Flask, Response, jsonify, make_response, render_template, request
 from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
 from sqlalchemy.exc import DataError
+from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
+from shop.extensions import db
 from shop.i18n import N_
 
 log = logging.getLogger(__name__)
@@ -20,6 +26,7 @@ class DomainError(Exception):
     status = 409
     code = "conflict"
     message = N_("The request conflicts with the current state.")
+    retry_after: int | None = None  # seconds, sent as Retry-After (busy, not broken)
 
     def __init__(self, message: str | None = None, *, fields: dict | None = None) -> None:
         super().__init__(message or self.message)
@@ -91,20 +98,56 @@ def wants_json() -> bool:
     return request.path.startswith(("/api/", "/webhooks/"))
 
 
-def _page(status: int, message: str):
-    return render_template("error.html", status=status, message=message), status
+def _page(status: int, message: str, fields: dict | None = None):
+    shown = _field_list(fields or {})
+    return render_template("error.html", status=status, message=message, fields=shown), status
+
+
+def _field_list(fields: dict, prefix: str = "") -> list[tuple[str, list[str]]]:
+    """Nested field errors as ("address.name", [messages]) lines for the error page."""
+    lines: list[tuple[str, list[str]]] = []
+    for name, problems in fields.items():
+        if isinstance(problems, dict):
+            lines.extend(_field_list(problems, f"{prefix}{name}."))
+        elif isinstance(problems, list | tuple):
+            lines.append((f"{prefix}{name}", [str(p) for p in problems if isinstance(p, str)]))
+        else:
+            lines.append((f"{prefix}{name}", [str(problems)]))
+    return lines
+
+
+def _rolled_back(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Every error answer starts by rolling the request's transaction back, so a failed flush
+    cannot become PendingRollbackError on the error page; a dead connection answers 503."""
+
+    @wraps(handler)
+    def wrapper(err: Any):
+        failure = end_transaction()
+        if failure is not None and is_outage(failure):
+            return _unavailable(failure)
+        return handler(err)
+
+    return wrapper
 
 
 def register_errorhandlers(app: Flask) -> None:
     """Map domain errors, HTTP errors, CSRF failures and crashes to JSON or a page."""
+    app.after_request(_end_request_transaction)
+    app.teardown_appcontext(_release_session)  # runs before Flask-SQLAlchemy's own removal
 
     @app.errorhandler(DomainError)
+    @_rolled_back
     def _domain(err: DomainError):
         if wants_json():
-            return error_response(err.status, err.code, err.message, err.fields)
-        return _page(err.status, err.message)
+            response = error_response(err.status, err.code, err.message, err.fields)
+        else:
+            response = make_response(_page(err.status, err.message, err.fields))
+        if err.retry_after is not None:
+            response.headers["Retry-After"] = str(err.retry_after)
+        return response
 
     @app.errorhandler(CSRFError)
+    @_rolled_back
     def _csrf(err: CSRFError):
         if wants_json():
             return error_response(
@@ -113,6 +156,7 @@ def register_errorhandlers(app: Flask) -> None:
         return _page(400, err.description)
 
     @app.errorhandler(HTTPException)
+    @_rolled_back
     def _http(err: HTTPException):
         data = getattr(err, "data", None) or {}
         status = err.code or 500
@@ -131,6 +175,7 @@ def register_errorhandlers(app: Flask) -> None:
         return _page(status, message)
 
     @app.errorhandler(RecursionError)
+    @_rolled_back
     def _too_deep(err: RecursionError):
         """JSON nested thousands deep is malformed input (the decoder gives up), not our bug."""
         if request.content_length:
@@ -141,16 +186,19 @@ def register_errorhandlers(app: Flask) -> None:
         return _crash(err)
 
     @app.errorhandler(OverflowError)
+    @_rolled_back
     def _overflow(err: OverflowError):
         """A number too large for the database (SQLite's driver refuses it) is bad input."""
         return _out_of_range(err)
 
     @app.errorhandler(DataError)
+    @_rolled_back
     def _bad_data(err: DataError):
         """The database refused a value (PostgreSQL: number out of range, text too long)."""
         return _out_of_range(err)
 
     @app.errorhandler(Exception)
+    @_rolled_back
     def _crash(err: Exception):
         if is_outage(err):
             return _unavailable(err)
@@ -205,3 +253,71 @@ def _unavailable(err: BaseException):
         response = make_response(response)
     response.headers["Retry-After"] = "2"
     return response
+
+
+# --- the request's transaction: ended before the answer leaves --------------------------------
+
+_COMMITTED = "farmlive.committed"
+
+
+@event.listens_for(Session, "after_commit")
+def _note_commit(session: Session) -> None:
+    session.info[_COMMITTED] = True
+
+
+def end_transaction() -> BaseException | None:
+    """Roll back what the request left open (services commit their own work, so only reads);
+    return the failure instead of raising it: a connection that died mid-request."""
+    if not db.session.registry.has():  # the request never used the database
+        return None
+    session = db.session()
+    if not session.in_transaction():
+        return None
+    try:
+        session.rollback()
+    except Exception as err:  # the session is unusable now; the next use gets a fresh one
+        discard_session()
+        return err
+    return None
+
+
+def _end_request_transaction(response: Response) -> Response:
+    """End the transaction while the answer can still change, not in the teardown after it.
+
+    If PostgreSQL went away after the last query, the rollback fails here: a request that
+    committed nothing answers 503 (retrying it is safe), one whose change was committed keeps
+    its answer, since that change happened. Before this, the failure surfaced in
+    Flask-SQLAlchemy's teardown and the server sent its own HTML "Internal Server Error".
+    """
+    committed = db.session.registry.has() and db.session().info.get(_COMMITTED, False)
+    failure = end_transaction()
+    if failure is None:
+        return response
+    if not is_outage(failure):
+        log.error(
+            "could not end the transaction of %s %s", request.method, request.path, exc_info=failure
+        )
+        return response
+    if committed:
+        log.warning(
+            "connection lost after %s %s committed: %s", request.method, request.path, failure
+        )
+        return response
+    return make_response(_unavailable(failure))
+
+
+def _release_session(_exc: BaseException | None) -> None:
+    """Last line: removing the session never escapes the request as the server's own 500."""
+    try:
+        db.session.remove()
+    except Exception as err:
+        discard_session()
+        log.warning("database session not closed cleanly: %s", err)
+
+
+def discard_session() -> None:
+    """Forget the request's session without touching its (dead) connection again."""
+    try:
+        db.session.remove()
+    except Exception:  # closing needs the connection; the pool already invalidated it
+        db.session.registry.clear()

@@ -7,6 +7,7 @@ of a hung request that ties up a proxy connection.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, jsonify
@@ -21,6 +22,8 @@ health_bp = Blueprint("health", __name__)
 blueprints = [health_bp]
 
 CHECK_TIMEOUT_SECONDS = 2
+STALE_AFTER_INTERVALS = 3  # a loop that missed this many passes (and at least 30 s) is stale
+_LOOPS = "farmlive.loops"
 
 
 @health_bp.get("/healthz")
@@ -29,6 +32,7 @@ def healthz():
     checks = {"database": _check_database()}
     if current_app.config.get("REDIS_URL"):
         checks["redis"] = _check_redis()
+    checks.update(_check_loops(current_app))
     healthy = all(result == "ok" for result in checks.values())
     response = jsonify({"status": "ok" if healthy else "unavailable", "checks": checks})
     response.status_code = 200 if healthy else 503
@@ -48,6 +52,29 @@ def _check_database() -> str:
     except Exception as err:  # any failure means "not healthy"; the reason goes to the caller
         current_app.logger.warning("health: database check failed: %s", err)
         return f"error: {type(err).__name__}"
+
+
+def expect_loop(app: Flask, name: str, interval: float) -> None:
+    """Announce a background loop that passes every `interval` seconds in this process; from
+    now on /healthz is unhealthy while its last successful pass is stale."""
+    app.extensions.setdefault(_LOOPS, {})[name] = {"interval": interval, "last": time.monotonic()}
+
+
+def loop_passed(app: Flask, name: str) -> None:
+    """A background loop finished a pass successfully."""
+    loop = app.extensions.get(_LOOPS, {}).get(name)
+    if loop is not None:
+        loop["last"] = time.monotonic()
+
+
+def _check_loops(app: Flask) -> dict[str, str]:
+    """'ok' per expected loop, or how long ago it last succeeded when that is too long."""
+    now, checks = time.monotonic(), {}
+    for name, loop in app.extensions.get(_LOOPS, {}).items():
+        age = now - loop["last"]
+        allowed = max(STALE_AFTER_INTERVALS * loop["interval"], 30.0)
+        checks[name] = "ok" if age <= allowed else f"stale: last pass {age:.0f} s ago"
+    return checks
 
 
 def _check_redis() -> str:

@@ -55,6 +55,9 @@ class User(UserMixin, db.Model):
     cooperative_id: Mapped[int | None] = mapped_column(ForeignKey("cooperative.id"), index=True)
     saved_address: Mapped[dict | None] = mapped_column(JSON)
     active: Mapped[bool] = mapped_column(default=True)
+    # Part of every login cookie (see get_id); raising it by one ends every session the user
+    # has (logout, password change, deactivation), including cookies copied before.
+    session_version: Mapped[int] = mapped_column(default=0, server_default="0")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     cooperative: Mapped[Cooperative | None] = relationship()
@@ -62,6 +65,10 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:  # Flask-Login: deactivated users cannot log in
         return self.active
+
+    def get_id(self) -> str:
+        """Flask-Login's session (and remember-me) id: "<id>:<session_version>"."""
+        return f"{self.id}:{self.session_version}"
 
     def has_role(self, *roles: str) -> bool:
         return self.role in roles

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from flask import current_app, url_for
 from flask_smorest.fields import Upload
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, pre_load, validate, validates
 
 from shop.i18n import N_
 from shop.models import Role
+from shop.text import text_errors
 
 MONEY = validate.Range(min=0, max=100_000_000)  # up to ¥1,000,000.00 a unit
-STOCK = validate.Range(min=0, max=10_000_000)
+MAX_STOCK = 10_000_000
+STOCK = validate.Range(min=0, max=MAX_STOCK)
 ID = validate.Range(min=1, max=2**31 - 1)  # larger ids cannot exist and would overflow a query
 ROLES = [r.value for r in Role]
 
@@ -22,26 +22,15 @@ class BaseSchema(Schema):
         unknown = EXCLUDE
         ordered = True
 
-    @pre_load
-    def _refuse_nul(self, data, **_kw):
-        """PostgreSQL text cannot hold NUL characters: refuse them as invalid, field by field."""
-        if isinstance(data, Mapping):
-            bad = {
-                key: [N_("Must not contain NUL characters.")] for key in data if _has_nul(data[key])
-            }
-            if bad:
-                raise ValidationError(bad)
+    @pre_load(pass_collection=True)
+    def _refuse_unstorable_text(self, data, **_kw):
+        """NUL, or text UTF-8 cannot encode (a lone surrogate), anywhere in the input (nested
+        fields, list items, dict keys such as `live_prices`): refused, naming the field,
+        before it can reach the database and poison every page that shows the row."""
+        errors = text_errors(data)
+        if errors:
+            raise ValidationError(errors)
         return data
-
-
-def _has_nul(value) -> bool:
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, Mapping):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_nul(v) for v in value)
-    return False
 
 
 def _not_blank(value: str) -> None:
@@ -97,6 +86,18 @@ class UserListSchema(BaseSchema):
 class LoginSchema(BaseSchema):
     email = fields.Str(required=True, validate=validate.Length(min=1, max=254))
     password = fields.Str(required=True, load_only=True, validate=validate.Length(min=1, max=128))
+
+
+class PasswordChangeSchema(BaseSchema):
+    """POST /auth/password: the current password proves it is the owner; the new one follows
+    the same rules as at registration."""
+
+    current_password = fields.Str(
+        required=True, load_only=True, validate=validate.Length(min=1, max=128)
+    )
+    new_password = fields.Str(
+        required=True, load_only=True, validate=validate.Length(min=8, max=128)
+    )
 
 
 class CsrfSchema(BaseSchema):

@@ -5,12 +5,17 @@ from __future__ import annotations
 from typing import IO
 
 from flask import current_app
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from shop import photos, signals
-from shop.accounts import can_manage_cooperative, find_user_by_email, hash_password
+from shop.accounts import (
+    can_manage_cooperative,
+    find_user_by_email,
+    hash_password,
+    verify_password,
+)
 from shop.database import begin_write
 from shop.errors import Conflict, Forbidden, Invalid, NotFound
 from shop.extensions import db
@@ -22,6 +27,10 @@ MAX_ID = 2**31 - 1
 
 class EmailTaken(Conflict):
     code, message = "email_taken", N_("An account with this email already exists.")
+
+
+class WrongPassword(Invalid):
+    code, message = "wrong_password", N_("The current password is wrong.")
 
 
 def _get(model: type, ident: int, message: str):
@@ -93,7 +102,39 @@ def update_user(actor: User, user_id: int, changes: dict) -> User:
     for key in ("active", "name"):
         if key in changes:
             setattr(user, key, changes[key].strip() if key == "name" else changes[key])
+    if changes.get("active") is False:
+        # In the same UPDATE: reactivating the account later does not revive old cookies.
+        user.session_version = User.session_version + 1
     db.session.commit()
+    return user
+
+
+def end_sessions(user_id: int) -> None:
+    """Log the user out everywhere: every cookie issued before, copied ones too, is refused."""
+    begin_write()
+    db.session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(session_version=User.session_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def change_password(user: User, *, current_password: str, new_password: str) -> User:
+    """Set a new password once the current one is proven; every session of the user ends (the
+    caller logs the current one in again, with the new session version)."""
+    if not verify_password(user, current_password):
+        raise WrongPassword(fields={"current_password": [N_("Wrong password.")]})
+    password_hash = hash_password(new_password)  # slow: before the write transaction
+    begin_write()
+    db.session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(password_hash=password_hash, session_version=User.session_version + 1)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()  # expires `user`: its next read has the new version
     return user
 
 

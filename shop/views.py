@@ -16,16 +16,20 @@ from flask import (
     url_for,
 )
 from flask_babel import gettext as _
-from flask_login import current_user, login_user, logout_user
+from flask_login import current_user, logout_user
 from markupsafe import Markup
 
 from shop import cart as shop_cart
 from shop import services
-from shop.accounts import authenticate, login_limit
+from shop.accounts import (
+    authenticate,
+    login_limit_per_account,
+    login_limit_per_address,
+    start_session,
+)
 from shop.admin_views import bp as admin_bp
 from shop.coop_views import bp as coop_bp
 from shop.errors import DomainError, Invalid
-from shop.extensions import limiter
 from shop.forms import FormInvalid, domain_errors, load, parse_int
 from shop.models import Role
 from shop.schemas import RegisterSchema
@@ -98,13 +102,14 @@ def cooperative(cooperative_id: int):
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limiter.limit(login_limit, methods=["POST"])
+@login_limit_per_address
+@login_limit_per_account
 def login():
     error = None
     if request.method == "POST":
         user = authenticate(request.form.get("email", ""), request.form.get("password", ""))
         if user is not None:
-            login_user(user)
+            start_session(user)
             return redirect(safe_next())
         error = "bad_credentials"
     return render_template(
@@ -113,7 +118,7 @@ def login():
 
 
 @bp.route("/register", methods=["GET", "POST"])
-@limiter.limit(login_limit, methods=["POST"])
+@login_limit_per_address
 def register():
     errors: dict = {}
     if request.method == "POST":
@@ -125,7 +130,7 @@ def register():
         except DomainError as err:
             errors = domain_errors(err)
         else:
-            login_user(user)
+            start_session(user)
             return redirect(safe_next())
     page = render_template(
         "shop/register.html", errors=errors, form=request.form, next=safe_next("")
@@ -135,6 +140,9 @@ def register():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    """End the session on the server too: a copy of this cookie is refused after."""
+    if current_user.is_authenticated:
+        services.end_sessions(current_user.id)
     logout_user()
     return redirect(url_for("shop_pages.home"))
 

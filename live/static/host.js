@@ -227,6 +227,9 @@
       });
       loadSales(); loadMessages();
     });
+    socket.on("connect_error", function () { // refused (too many sockets from this address)
+      if (!socket.active) setTimeout(function () { socket.connect(); }, 5000);
+    });
     socket.on("pinned", function (m) { state.pin = m.pin; renderPin(); });
     socket.on("unpinned", function () { state.pin = null; renderPin(); });
     socket.on("status", function (m) { setStatus(m.status); });

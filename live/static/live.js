@@ -17,13 +17,6 @@
     var symbol = data.currency === "CNY" ? "¥" : data.currency + " ";
     return symbol + (amount / 100).toFixed(2);
   }
-  function viewerKey() {
-    try {
-      var key = localStorage.getItem("farmlive-viewer");
-      if (!key) { key = Math.random().toString(36).slice(2) + Date.now().toString(36); localStorage.setItem("farmlive-viewer", key); }
-      return key;
-    } catch (e) { return ""; }
-  }
   function newKey() {
     return (window.crypto && crypto.randomUUID) ? crypto.randomUUID() : (Date.now() + "-" + Math.random().toString(36).slice(2));
   }
@@ -254,16 +247,27 @@
   // --- socket ---------------------------------------------------------------------------------
   var socket = window.io ? window.io("/live", { transports: ["websocket", "polling"] }) : null;
   if (socket) {
-    socket.on("connect", function () {
-      $("conn-state").hidden = true;
-      socket.emit("join", { session_id: sessionId, viewer_key: viewerKey() }, function (ack) {
+    // Who counts as a viewer is the server's to say (the login, or this browser's signed
+    // cookie). Too many joins or sockets from one address: try again a little later.
+    var later = function (retry) { setTimeout(retry, 5000 + Math.random() * 10000); };
+    var join = function () {
+      socket.emit("join", { session_id: sessionId }, function (ack) {
+        if (ack && ack.error && ack.error.code === "too_many_requests" && socket.connected) { later(join); return; }
         if (!ack || !ack.ok) return;
         $("live").dataset.joined = "true";
         state.pin = ack.state.pinned;
         $("viewer-count").textContent = ack.state.viewers;
         if (ack.state.status !== state.status) setStatus(ack.state.status); else renderPin();
       });
+    };
+    socket.on("connect", function () {
+      $("conn-state").hidden = true;
+      join();
       loadMessages();
+    });
+    socket.on("connect_error", function () {
+      $("conn-state").hidden = false;
+      if (!socket.active) later(function () { socket.connect(); }); // refused by the server
     });
     socket.on("disconnect", function () { $("conn-state").hidden = false; $("live").dataset.joined = "false"; });
     socket.on("pinned", function (m) { if (m.session_id !== sessionId) return; state.pin = m.pin; intentKey = null; renderPin(); });

@@ -11,6 +11,7 @@ from orders.fulfilment.errors import InvalidCsv
 from orders.models import Shipment
 from shop.i18n import N_
 from shop.templating import local_time
+from shop.text import encode_utf8
 
 MAX_FIELD = 80
 # Header names a courier's system or a spreadsheet may use, compared after normalising.
@@ -152,7 +153,7 @@ def write_courier_csv(shipments: list[Shipment]) -> bytes:
                 _safe(shipment.tracking_number or ""),
             ]
         )
-    return ("\ufeff" + out.getvalue()).encode("utf-8")
+    return encode_utf8("\ufeff" + out.getvalue())  # a row stored with bad text still exports
 
 
 def _safe(value: str) -> str:

@@ -7,14 +7,18 @@ News is sent from `shop.signals.shipment_changed`, which the services send after
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from flask import Flask
 from flask_login import current_user
 
 from orders.models import Shipment
 from shop import signals
+from shop.errors import NotFound, discard_session
 from shop.extensions import db, socketio
+from shop.i18n import N_
 from shop.models import Role
+from shop.sockets import socket_event
 
 NAMESPACE = "/coop"
 ALL_ROOM = "coop-all"
@@ -26,7 +30,7 @@ def room_for(cooperative_id: int) -> str:
 
 
 @socketio.on("connect", namespace=NAMESPACE)
-def _connect(auth=None) -> bool:
+def _connect(auth: Any = None) -> bool:
     """Only cooperative members and admins may listen (login_required does not work here)."""
     from flask_socketio import join_room
 
@@ -41,7 +45,14 @@ def _connect(auth=None) -> bool:
             return False
         return True
     finally:
-        db.session.remove()  # socket handlers get no Flask-SQLAlchemy teardown
+        discard_session()  # socket handlers get no Flask-SQLAlchemy teardown
+
+
+@socketio.on("*", namespace=NAMESPACE)
+@socket_event(payload=False)
+def _any_event(event: str, *_args: Any) -> dict[str, Any]:
+    """The dashboard only listens: any event a client sends is answered, never left hanging."""
+    raise NotFound(N_("No such event."))
 
 
 def _on_shipment_changed(app: Flask, *, shipment_id: int, cooperative_id: int, **_) -> None:

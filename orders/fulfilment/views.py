@@ -20,6 +20,8 @@ from shop.errors import DomainError
 from shop.extensions import db
 from shop.i18n import translate_message
 from shop.models import Cooperative, Role
+from shop.schemas import MAX_STOCK
+from shop.views import safe_next
 
 bp = Blueprint(
     "fulfilment_pages",
@@ -163,8 +165,8 @@ def adjust_stock(variant_id: int):
     from shop.services import update_variant
 
     stock = request.form.get("stock", type=int)
-    if stock is None or stock < 0:
-        flash(_("Stock must be a whole number, 0 or more."), "error")
+    if stock is None or not 0 <= stock <= MAX_STOCK:
+        flash(_("Stock must be a whole number from 0 to %(max)s.", max=MAX_STOCK), "error")
         return redirect(_back())
     variant = _try(lambda: update_variant(require_user(), variant_id, {"stock": stock}))
     if variant is not None:
@@ -269,8 +271,9 @@ def _describe(err: DomainError) -> str:
 
 
 def _back() -> str:
-    """Back to the dashboard with the filters the form came from."""
-    target = request.form.get("next", "")
+    """Back to the dashboard with the filters the form came from (a same-site /coop path only:
+    `safe_next` drops control characters, which would break the Location header)."""
+    target = safe_next("")
     return target if target.startswith("/coop") else url_for(".dashboard")
 
 

@@ -12,6 +12,7 @@ from orders.reports import services
 from orders.reports.schemas import SalesQuerySchema, SalesReportSchema
 from shop.accounts import require_user
 from shop.models import Role
+from shop.text import encode_utf8
 
 reports_bp = Blueprint("reports", __name__, url_prefix="/reports", description="Sales reports")
 blueprints = [reports_bp]
@@ -65,7 +66,7 @@ def to_csv(report: dict) -> str:
 
 def csv_response(report: dict, *, filename: str) -> Response:
     return Response(
-        to_csv(report).encode("utf-8"),
+        encode_utf8(to_csv(report)),
         mimetype="text/csv",
         headers={
             "Content-Type": "text/csv; charset=utf-8",

@@ -51,6 +51,12 @@ def test_host_pins_viewer_buys_on_the_live_page_host_sees_the_sale(
         viewer.goto(f"{server.url}/live/{session_id}")
         viewer.locator("#live[data-joined=true]").wait_for(timeout=10_000)
         expect(viewer.locator("#pin-card")).to_be_hidden()
+        second_tab = viewer_context.new_page()  # the same browser in another tab: one viewer
+        second_tab.goto(f"{server.url}/live/{session_id}")
+        second_tab.locator("#live[data-joined=true]").wait_for(timeout=10_000)
+        expect(second_tab.locator("#viewer-count")).to_have_text("1")
+        expect(console.locator("#viewers-now")).to_have_text("1", timeout=5_000)
+        second_tab.close()
 
         console.locator(".live-price-input").fill("199.00")
         console.locator(".limit-input").fill("3")
@@ -92,6 +98,11 @@ def test_host_pins_viewer_buys_on_the_live_page_host_sees_the_sale(
         expect(viewer.locator("#messages .msg .body")).to_have_text(hostile, timeout=10_000)
         assert viewer.locator("#messages img").count() == 0
         expect(console.locator("#chat .msg .body")).to_have_text(hostile, timeout=10_000)
+
+        # watching, logging in and buying was one viewer, who bought: conversion 100 %
+        report = host_api.get(f"/reports/live-sessions/{session_id}").get_json()
+        assert (report["unique_viewers"], report["peak_viewers"]) == (1, 1)
+        assert (report["buyers"], report["conversion"]) == (1, 1.0)
     finally:
         host_context.close()
         viewer_context.close()

@@ -88,3 +88,17 @@ def events(sio, name: str) -> list[dict]:
     received = [e for e in sio.get_received("/live") if e["name"] == name]
     # the test client hands a `message` event's data over bare, other events as a list
     return [e["args"][0] if isinstance(e["args"], list) else e["args"] for e in received]
+
+
+@pytest.fixture
+def live_browser(new_api):
+    """live_browser(session_id, api_client=None) → that browser (a new one unless given) after
+    it opened the live page, so it holds the page's signed viewer cookie."""
+
+    def _open(session_id: int, api_client=None):
+        browser = api_client if api_client is not None else new_api()
+        assert browser.client.get(f"/live/{session_id}").status_code == 200
+        assert browser.client.get_cookie("farmlive_viewer") is not None
+        return browser
+
+    return _open

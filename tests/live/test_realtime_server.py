@@ -34,10 +34,16 @@ class Browser:
         return response.json() if response.content else {}
 
 
+def browser_cookie(url: str, session_id: int) -> dict[str, str]:
+    """The headers of a browser that opened the live page: its signed viewer cookie."""
+    page = requests.get(f"{url}/live/{session_id}", timeout=10)
+    return {"Cookie": f"farmlive_viewer={page.cookies['farmlive_viewer']}"}
+
+
 class Viewer:
     """A python-socketio client that re-joins on every (re)connect, as the live page does."""
 
-    def __init__(self, url: str, session_id: int) -> None:
+    def __init__(self, url: str, session_id: int, headers: dict[str, str] | None = None) -> None:
         self.session_id = session_id
         self.acks: queue.Queue = queue.Queue()
         self.news: queue.Queue = queue.Queue()
@@ -47,7 +53,9 @@ class Viewer:
             self.sio.on(
                 name, lambda data, name=name: self.news.put((name, data)), namespace="/live"
             )
-        self.sio.connect(url, namespaces=["/live"], transports=["websocket"], wait_timeout=10)
+        self.sio.connect(
+            url, namespaces=["/live"], transports=["websocket"], headers=headers, wait_timeout=10
+        )
 
     def _join(self) -> None:
         self.sio.emit(
@@ -160,9 +168,9 @@ def test_a_pin_made_on_one_process_reaches_a_viewer_on_another(
     host = Browser(server_a.url).login(live_session["host"])
     session_id = _start_session(host, live_session["product"])
 
-    on_b = Viewer(server_b.url, session_id)
+    on_b = Viewer(server_b.url, session_id, browser_cookie(server_b.url, session_id))
     on_b.next_ack()
-    on_a = Viewer(server_a.url, session_id)
+    on_a = Viewer(server_a.url, session_id, browser_cookie(server_a.url, session_id))
     try:
         assert on_a.next_ack()["state"]["viewers"] == 2  # counted across both processes
 

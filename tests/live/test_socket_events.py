@@ -24,39 +24,45 @@ def _count_becomes(sio, expected: int, timeout: float = 10.0) -> int:
     return last
 
 
-def test_join_acks_the_state_and_counts_viewers(live, socket_client):
+def test_join_acks_the_state_and_counts_viewers(live, socket_client, live_browser):
     live.pin(live_price=6800)
-    first = socket_client()
+    first = socket_client(live_browser(live.session_id))
 
     ack = _join(first, live.session_id, viewer_key="abc")
     assert ack["ok"] is True
     assert ack["state"]["status"] == "live" and ack["state"]["viewers"] == 1
     assert ack["state"]["pinned"]["variants"][0]["live_price"] == 6800
 
-    second = socket_client()
+    second = socket_client(live_browser(live.session_id))
     assert _join(second, live.session_id)["state"]["viewers"] == 2
     assert _count_becomes(first, 2) == 2
     second.disconnect(namespace="/live")
     assert _count_becomes(first, 1) == 1
 
 
-def test_join_records_unique_viewers_and_peak(live, socket_client, factory, login_as, app):
+def test_join_records_unique_viewers_and_peak(
+    live, socket_client, factory, login_as, app, live_browser
+):
+    from live import identity
     from live.models import LiveSession, ViewerSample, ViewerVisit
     from shop.extensions import db
 
     buyer = login_as(factory.user("buyer"))
     a, b = socket_client(buyer), socket_client(buyer)  # one person, two tabs
-    c = socket_client()
+    anonymous = live_browser(live.session_id)
+    c = socket_client(anonymous)
     for sio in (a, b):
         _join(sio, live.session_id)
     _join(c, live.session_id, viewer_key="anon-1")
 
-    with app.app_context():
+    with app.test_request_context():
+        cookies = {"farmlive_viewer": anonymous.client.get_cookie("farmlive_viewer").value}
+        browser_id = identity.anonymous_id(cookies)
         visits = db.session.query(ViewerVisit).filter_by(session_id=live.session_id).all()
-        assert sorted(v.viewer_key for v in visits) == ["anon:anon-1", f"user:{buyer_id(buyer)}"]
-        assert db.session.get(LiveSession, live.session_id).peak_viewers == 3
+        assert sorted(v.viewer_key for v in visits) == [f"a:{browser_id}", f"u:{buyer_id(buyer)}"]
+        assert db.session.get(LiveSession, live.session_id).peak_viewers == 2
         samples = db.session.query(ViewerSample).filter_by(session_id=live.session_id).all()
-        assert [s.viewers for s in samples] == [3]
+        assert [s.viewers for s in samples] == [2]
 
 
 def buyer_id(api_client) -> int:
@@ -198,7 +204,8 @@ def test_join_of_an_unknown_session_is_refused(app, socket_client):
     assert _join(sio, "nope" and None)["error"]["code"] == "invalid"
 
 
-def test_host_console_join_is_not_a_viewer(live, socket_client):
+def test_host_console_join_is_not_a_viewer(live, socket_client, live_browser):
     console = socket_client(live.host_api)
     assert _join(console, live.session_id, console=True)["state"]["viewers"] == 0
-    assert _join(socket_client(), live.session_id)["state"]["viewers"] == 1
+    viewer = socket_client(live_browser(live.session_id))
+    assert _join(viewer, live.session_id)["state"]["viewers"] == 1

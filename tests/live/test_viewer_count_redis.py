@@ -70,8 +70,8 @@ def wait_for(check, timeout: float = 20.0):
 
 def test_a_killed_process_viewers_leave_the_count(here, other_process):
     other = other_process(3)
-    assert here.add(SESSION, "here-1") == 4
-    assert here.add(SESSION, "here-2") == 5
+    assert here.add(SESSION, "a:here-1", "sid-1") == 4
+    assert here.add(SESSION, "a:here-2", "sid-2") == 5
 
     other.send_signal(signal.SIGKILL)  # no disconnects, no goodbye
     other.wait(10)
@@ -80,17 +80,59 @@ def test_a_killed_process_viewers_leave_the_count(here, other_process):
     time.sleep(STALE * 1.5)  # the live process keeps vouching for its own viewers
     assert here.count(SESSION) == 2
 
-    assert here.remove(SESSION, "here-1") == 1  # a clean leave counts at once
+    assert here.remove(SESSION, "a:here-1", "sid-1") == 1  # a clean leave counts at once
     assert here.count(SESSION) == 1
-    assert here.remove(SESSION, "here-2") == 0
+    assert here.remove(SESSION, "a:here-2", "sid-2") == 0
 
 
 def test_viewers_come_back_after_redis_loses_them(here, redis_url, prefix):
-    here.add(SESSION, "here-1")
-    here.add(SESSION, "here-2")
+    here.add(SESSION, "a:here-1", "sid-1")
+    here.add(SESSION, "a:here-2", "sid-2")
 
-    redis.Redis.from_url(redis_url).delete(f"{prefix}:live:{SESSION}:viewers")  # a restart
+    base = f"{prefix}:live:{SESSION}"
+    redis.Redis.from_url(redis_url).delete(f"{base}:viewer-seats", f"{base}:viewer-ids")
 
     assert wait_for(lambda: here.count(SESSION) == 2), here.count(SESSION)
-    here.remove(SESSION, "here-1")
-    here.remove(SESSION, "here-2")
+    here.remove(SESSION, "a:here-1", "sid-1")
+    here.remove(SESSION, "a:here-2", "sid-2")
+
+
+def test_the_tabs_of_one_viewer_count_once_until_the_last_one_leaves(here):
+    # given one browser in three tabs and one logged-in user in two
+    counts = [here.add(SESSION, "a:browser", f"tab-{n}") for n in range(3)]
+    counts += [here.add(SESSION, "u:7", f"user-tab-{n}") for n in range(2)]
+
+    # then two viewers, whichever tab closes, until a viewer's last tab closes
+    assert counts == [1, 1, 1, 2, 2]
+    assert here.remove(SESSION, "a:browser", "tab-0") == 2
+    assert here.remove(SESSION, "a:browser", "tab-1") == 2
+    assert here.remove(SESSION, "a:browser", "tab-2") == 1
+    assert here.remove(SESSION, "u:7", "user-tab-0") == 1
+    assert here.remove(SESSION, "u:7", "user-tab-1") == 0
+
+
+def test_one_viewer_on_two_processes_counts_once_and_stays_when_one_dies(here, other_process):
+    # given a viewer whose tabs reach two processes (a:elsewhere-0 is the other's first viewer)
+    other = other_process(2)
+    assert here.add(SESSION, "a:elsewhere-0", "here-tab") == 2
+
+    # when the other process dies without a goodbye
+    other.send_signal(signal.SIGKILL)
+    other.wait(10)
+
+    # then only its other viewer leaves; the shared one is still vouched for here
+    assert wait_for(lambda: here.count(SESSION) == 1), here.count(SESSION)
+    time.sleep(STALE * 1.5)
+    assert here.count(SESSION) == 1
+    assert here.remove(SESSION, "a:elsewhere-0", "here-tab") == 0
+
+
+def test_a_clean_leave_on_one_process_keeps_the_viewer_seated_on_another(here, redis_url, prefix):
+    # given the same viewer on two processes (a second counter on the same Redis and prefix)
+    there = viewers.RedisCounter(redis_url, prefix, stale_seconds=STALE)
+    here.add(SESSION, "u:9", "here-tab")
+    assert there.add(SESSION, "u:9", "there-tab") == 1
+
+    # when it closes its tab on one of them, it still watches on the other
+    assert here.remove(SESSION, "u:9", "here-tab") == 1
+    assert there.remove(SESSION, "u:9", "there-tab") == 0

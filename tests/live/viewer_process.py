@@ -23,7 +23,7 @@ def main(redis_url: str, prefix: str, stale: str, session_id: str, count: str) -
     )
     store = viewers.counter(app)
     for number in range(int(count)):
-        store.add(int(session_id), f"elsewhere-{number}")
+        store.add(int(session_id), f"a:elsewhere-{number}", f"sid-elsewhere-{number}")
     print("ready", flush=True)
     while True:  # the heartbeat runs in its own thread; this process just stays alive
         time.sleep(60)

@@ -51,6 +51,7 @@ class StripeStub:
         self.mode = "ok"  # "ok" | "down" (every request answers 500)
         self.rate_limited = 0  # answer this many next requests with 429
         self.refund_outcome = "succeeded"  # the status new refunds get ("pending" as banks do)
+        self.on_request = None  # called with (method, path) while a request is being served
         self._idempotent: dict[str, tuple[int, dict]] = {}
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -108,6 +109,8 @@ class StripeStub:
 
     # --- HTTP ------------------------------------------------------------------------------
     def _answer(self, method: str, path: str, headers, body: str) -> tuple[int, dict]:
+        if self.on_request is not None:
+            self.on_request(method, path)
         with self._lock:
             self.requests.append((method, path))
             if self.mode == "down":

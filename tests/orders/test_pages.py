@@ -105,7 +105,9 @@ def test_the_stripe_pay_page_loads_stripe_js(shop, app):
     order = shop.order()
     html = shop.api.client.get(f"/orders/{order['id']}/pay").get_data(as_text=True)
     assert "https://js.stripe.com/v3/" in html and "pk_test_page" in html
-    assert "confirmPayment" in html and "return_url" in html
+    script = shop.api.client.get("/orders-static/orders/pay.js").get_data(as_text=True)
+    assert "/orders-static/orders/pay.js" in html and '"provider": "stripe"' in html
+    assert "confirmPayment" in script and "return_url" in script
     assert "不会产生真实扣款" not in html
     with app.app_context():
         assert db.session.get(Order, order["id"]).status == "pending_payment"

@@ -198,3 +198,42 @@ def test_racing_refunds_call_stripe_once(shop, stripe_stub, client, factory, log
     assert len(stripe_stub.refunds) == 1
     assert order_json(shop, order)["status"] == "refunded"
     assert shop.stock(shop.leg) == 10
+
+
+@pytest.mark.only_db("postgresql")
+def test_no_database_connection_is_held_while_stripe_is_called(shop, stripe_stub, client, app):
+    # given a Stripe that notes, while it answers, how many pooled connections the app holds
+    from shop.extensions import db
+
+    with app.app_context():
+        pool = db.engine.pool
+    held: dict[str, int] = {}
+
+    def note(method: str, path: str) -> None:
+        kind = f"{method} {path.split('/')[2]}{'/cancel' if path.endswith('cancel') else ''}"
+        held[kind] = max(held.get(kind, 0), pool.checkedout())
+
+    stripe_stub.on_request = note
+    # when an order is paid, refunded, and another one cancelled, through every Stripe call
+    order, _intent = paid_order(shop, stripe_stub, client)
+    assert shop.api.post(f"/orders/{order['id']}/cancel").get_json()["status"] == "refunded"
+    other = shop.order([(shop.leg, 1)])
+    start(shop, other)
+    assert shop.api.post(f"/orders/{other['id']}/cancel").get_json()["status"] == "cancelled"
+    # then no call ran while a connection (and so a transaction) was held
+    assert set(held) == {
+        "POST payment_intents",
+        "GET payment_intents",
+        "POST refunds",
+        "POST payment_intents/cancel",
+    }
+    assert held == dict.fromkeys(held, 0)
+
+
+def test_stripe_calls_have_timeouts_for_a_live_sale(app):
+    from orders.payments import gateway
+
+    app.config.update(STRIPE_SECRET_KEY="sk_test_x", STRIPE_READ_TIMEOUT_SECONDS=7)
+    with app.app_context():
+        http = gateway("stripe").client._requestor._client
+    assert http._timeout == (3.0, 7.0)

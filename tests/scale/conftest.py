@@ -60,16 +60,24 @@ class HttpUser:
         )
 
 
-class Viewer:
-    """A python-socketio client watching one session on one server process."""
+def browser_cookie(base_url: str, session_id: int) -> str:
+    """A new browser's signed viewer cookie, as the live page gives it (a `Cookie` header)."""
+    page = requests.get(f"{base_url}/live/{session_id}", timeout=TIMEOUT)
+    return f"farmlive_viewer={page.cookies['farmlive_viewer']}"
 
-    def __init__(self, base_url: str, session_id: int) -> None:
+
+class Viewer:
+    """A python-socketio client watching one session on one server process; with a `cookie`
+    (see browser_cookie) it counts as that browser's viewer, without one it is not counted."""
+
+    def __init__(self, base_url: str, session_id: int, cookie: str | None = None) -> None:
         self.session_id = session_id
         self.pins: list[dict] = []
         self.got_pin = threading.Event()
         self.client = socketio.Client(reconnection=False)
         self.client.on("pinned", self._on_pinned, namespace="/live")
-        self.client.connect(base_url, namespaces=["/live"], wait_timeout=TIMEOUT)
+        headers = {"Cookie": cookie} if cookie else None
+        self.client.connect(base_url, namespaces=["/live"], headers=headers, wait_timeout=TIMEOUT)
 
     def _on_pinned(self, data: dict) -> None:
         self.pins.append(data)

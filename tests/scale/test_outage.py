@@ -13,6 +13,7 @@ import uuid
 import pytest
 
 from tests.scale.conftest import HttpUser, Viewer, scale_redis
+from tests.shop.test_dead_connection import Terminator, hammer_while_terminating
 
 pytestmark = [pytest.mark.only_db("postgresql"), pytest.mark.slow]
 
@@ -70,6 +71,20 @@ def test_database_outage_answers_503_then_recovers_without_restart(
     order = buyer.checkout(stage["session_id"], stage["product"]["variant_ids"][0])
     assert order.status_code == 201, order.text
     assert order.json()["status"] == "pending_payment"
+
+
+def test_connections_dying_mid_request_are_503_under_gunicorn(gunicorn, database_url, factory):
+    """The reported failure: a backend terminated mid-request (a PostgreSQL restart) came
+    back as gunicorn's HTML "Internal Server Error" from the session teardown."""
+    factory.product()
+    buyer = factory.user("buyer")
+    terminate = Terminator(database_url)
+    server = gunicorn(DATABASE_URL=terminate.server_url)
+    try:
+        hammer_while_terminating(server.url, buyer.email, buyer.password, terminate)
+    finally:
+        terminate.engine.dispose()
+    assert server.proc.poll() is None, "the server process died"
 
 
 def test_redis_outage_keeps_shopping_up_and_socket_news_comes_back(

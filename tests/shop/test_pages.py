@@ -192,7 +192,7 @@ def test_page_login_is_rate_limited(database_url, tmp_path):
     from tests.conftest import make_app
     from tests.shop.conftest import Browser
 
-    app = make_app(database_url, tmp_path, LOGIN_RATE_LIMIT="2 per minute")
+    app = make_app(database_url, tmp_path, LOGIN_RATE_LIMIT_PER_ACCOUNT="2 per minute")
     page = Browser(app.test_client())
     body = {"email": "x@example.com", "password": "wrong"}
 

@@ -217,7 +217,7 @@ def test_admin_updates_cooperative(login_as, factory, api):
 
 
 def test_login_is_rate_limited_with_api_error_shape(database_url, tmp_path):
-    app = make_app(database_url, tmp_path, LOGIN_RATE_LIMIT="3 per minute")
+    app = make_app(database_url, tmp_path, LOGIN_RATE_LIMIT_PER_ACCOUNT="3 per minute")
     client = ApiClient(app.test_client())
     body = {"email": "nobody@example.com", "password": "wrong"}
 
