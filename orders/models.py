@@ -172,12 +172,24 @@ class Shipment(db.Model):
 
 
 class WebhookEvent(db.Model):
-    """A provider event applied once: its id is the primary key."""
+    """A provider event, claimed by id (the primary key) and applied once.
+
+    A delivery takes a short lease (`lease_until`) to apply it; `applied_at` is set only once
+    applying succeeded. A claim whose lease ran out unapplied (the process died, the database
+    went away) is applied again by the next delivery or by the background re-drive, from the
+    stored `payload`: applying is idempotent by the order's own state.
+    """
 
     __tablename__ = "webhook_event"
+    __table_args__ = (
+        Index("ix_webhook_event_applied_at_received_at", "applied_at", "received_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(255), primary_key=True)
     provider: Mapped[str] = mapped_column(String(16), default="stripe")
     type: Mapped[str] = mapped_column(String(80))
     received_at: Mapped[datetime] = mapped_column(TZ, default=utcnow)
     note: Mapped[str] = mapped_column(Text, default="")
+    payload: Mapped[dict | None] = mapped_column(JSON)
+    lease_until: Mapped[datetime | None] = mapped_column(TZ)
+    applied_at: Mapped[datetime | None] = mapped_column(TZ)

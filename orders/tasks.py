@@ -66,6 +66,12 @@ def auto_deliver_once(app: Flask) -> int:
     return _one_pass(app, auto_deliver_due, "auto-delivery")
 
 
+def redrive_once(app: Flask) -> int:
+    from orders.webhooks import redrive_unapplied
+
+    return _one_pass(app, redrive_unapplied, "webhook re-drive")
+
+
 def run_expiry(app: Flask, *, stop: Callable[[], bool] = lambda: False) -> None:
     """Loop until `stop()` (forever in a server), one pass every EXPIRY_INTERVAL_SECONDS
     (socketio.sleep suits every async mode)."""
@@ -75,6 +81,7 @@ def run_expiry(app: Flask, *, stop: Callable[[], bool] = lambda: False) -> None:
     while not stop():
         try:
             expire_once(app)
+            redrive_once(app)
             if passes % deliver_every == 0:
                 auto_deliver_once(app)
         except Exception:  # belt and braces: _one_pass already never raises

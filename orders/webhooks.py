@@ -1,8 +1,10 @@
 """POST /webhooks/stripe: signed provider news, applied once, by the intent's current state.
 
 The signature is checked on the raw body. Each event id is claimed in `WebhookEvent` (primary
-key) before it is applied, so a replay or a concurrent duplicate does nothing; if applying fails
-the claim is released and Stripe's retry gets another chance. The intent is re-read from Stripe
+key) with its payload, leased while one delivery applies it, and marked applied only when that
+succeeded: a replay of an applied event does nothing, a duplicate that arrives while the first
+still runs is told to come back (409), and a claim left unapplied (the process died) is applied
+by the next delivery or by the background re-drive. The intent is re-read from Stripe
 and acted on by its state, so events arriving out of order never move an order backwards.
 `charge.refunded` (a refund made in Stripe's dashboard) carries the charge's running refunded
 total, which is applied only where it exceeds what the order already shows. A payment settles
@@ -15,10 +17,11 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 import stripe
 from flask import Blueprint, current_app, jsonify, request
-from sqlalchemy import delete, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orders import services
@@ -28,12 +31,20 @@ from orders.refunds import record_provider_refund, record_refund, settle_intent
 from shop.database import begin_write
 from shop.errors import DomainError
 from shop.extensions import db
+from shop.health import add_note
+from shop.models import utcnow
 
 log = logging.getLogger(__name__)
 SIGNATURE_TOLERANCE = 300  # seconds, Stripe's own default
 
 bp = Blueprint("orders_webhooks", __name__)
 _UNSETTLED = (OrderStatus.PENDING_PAYMENT, OrderStatus.CANCELLED)
+
+
+@bp.record_once
+def _show_unapplied(state) -> None:
+    """/healthz lists webhook claims left unapplied for longer than a lease."""
+    add_note(state.app, "unapplied_webhooks", lambda: unapplied_count())
 
 
 class BadWebhook(DomainError):
@@ -63,29 +74,120 @@ def stripe_webhook():
     return jsonify({"received": True, "result": handle_event(event_id, kind, obj)})
 
 
-def handle_event(event_id: str, kind: str, obj: dict) -> str:
-    """Apply an event once; returns what happened (for logs and tests)."""
+class ApplyingElsewhere(DomainError):
+    status, code = 409, "webhook_in_progress"
+    message = "This event is being applied by another delivery; send it again later."
+
+
+LEASE_SECONDS = 60  # how long one delivery may take to apply an event before another may
+
+
+def handle_event(event_id: str, kind: str, obj: dict, *, clock=utcnow) -> str:
+    """Apply an event once; returns what happened (for logs and tests).
+
+    The claim is recorded with the payload, then leased for applying; only a claim whose
+    applying succeeded is marked applied. A delivery that finds the event applied answers
+    "duplicate"; one that finds it being applied answers 409, so the provider sends it again
+    later instead of taking a 2xx for an event nobody finished. A failure releases the lease
+    and answers 5xx for the same reason.
+    """
+    _record_claim(event_id, kind, obj, clock())
+    if not _take_lease(event_id, clock()):
+        begin_write()
+        applied = db.session.scalar(
+            select(WebhookEvent.applied_at).where(WebhookEvent.id == event_id)
+        )
+        db.session.commit()
+        if applied is not None:
+            return "duplicate"
+        raise ApplyingElsewhere()
+    return _apply_leased(event_id, kind, obj, clock)
+
+
+def _record_claim(event_id: str, kind: str, obj: dict, now) -> None:
     begin_write()
-    db.session.add(WebhookEvent(id=event_id, provider="stripe", type=kind))
+    db.session.add(
+        WebhookEvent(id=event_id, provider="stripe", type=kind, payload=obj, received_at=now)
+    )
     try:
         db.session.commit()
     except IntegrityError:
-        db.session.rollback()
-        return "duplicate"
+        db.session.rollback()  # seen before: the lease decides what happens now
+
+
+def _take_lease(event_id: str, now) -> bool:
+    """Compare-and-set: lease an unapplied claim whose lease is free or ran out."""
+    begin_write()
+    taken = db.session.execute(
+        update(WebhookEvent)
+        .where(
+            WebhookEvent.id == event_id,
+            WebhookEvent.applied_at.is_(None),
+            or_(WebhookEvent.lease_until.is_(None), WebhookEvent.lease_until < now),
+        )
+        .values(lease_until=now + timedelta(seconds=LEASE_SECONDS))
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.commit()
+    return taken == 1
+
+
+def _apply_leased(event_id: str, kind: str, obj: dict, clock) -> str:
     try:
         result = _apply(kind, obj)
     except Exception:
         db.session.rollback()
-        begin_write()
-        db.session.execute(delete(WebhookEvent).where(WebhookEvent.id == event_id))
-        db.session.commit()
+        _finish(event_id, lease_until=None)
         raise
-    begin_write()
-    claim = db.session.get(WebhookEvent, event_id)
-    if claim is not None:
-        claim.note = result
-    db.session.commit()
+    _finish(event_id, applied_at=clock(), lease_until=None, note=result)
     return result
+
+
+def _finish(event_id: str, **values) -> None:
+    begin_write()
+    db.session.execute(
+        update(WebhookEvent)
+        .where(WebhookEvent.id == event_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def redrive_unapplied(*, clock=utcnow, older_than: float = LEASE_SECONDS, limit: int = 50) -> int:
+    """Apply again the claims that were never applied (a delivery died mid-way) and whose
+    lease ran out, from their stored payload; the background loop runs this. Returns how many
+    were applied now."""
+    now = clock()
+    begin_write()
+    stale = db.session.execute(
+        select(WebhookEvent.id, WebhookEvent.type, WebhookEvent.payload)
+        .where(
+            WebhookEvent.applied_at.is_(None),
+            WebhookEvent.payload.is_not(None),
+            WebhookEvent.received_at < now - timedelta(seconds=older_than),
+        )
+        .order_by(WebhookEvent.received_at)
+        .limit(limit)
+    ).all()
+    db.session.commit()
+    applied = 0
+    for event_id, kind, obj in stale:
+        if _take_lease(event_id, clock()):
+            log.warning("re-driving unapplied webhook event %s (%s)", event_id, kind)
+            _apply_leased(event_id, kind, obj, clock)
+            applied += 1
+    return applied
+
+
+def unapplied_count(*, clock=utcnow, older_than: float = LEASE_SECONDS) -> int:
+    """Claims older than a lease that are still not applied: an admin should know."""
+    cutoff = clock() - timedelta(seconds=older_than)
+    return db.session.scalar(
+        select(func.count())
+        .select_from(WebhookEvent)
+        .where(WebhookEvent.applied_at.is_(None), WebhookEvent.received_at < cutoff)
+    )
 
 
 def _is_id(value: object, longest: int = 255) -> bool:

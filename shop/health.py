@@ -34,7 +34,11 @@ def healthz():
         checks["redis"] = _check_redis()
     checks.update(_check_loops(current_app))
     healthy = all(result == "ok" for result in checks.values())
-    response = jsonify({"status": "ok" if healthy else "unavailable", "checks": checks})
+    body = {"status": "ok" if healthy else "unavailable", "checks": checks}
+    notes = _notes(current_app)
+    if notes:
+        body["notes"] = notes  # worth a look, but this process can serve
+    response = jsonify(body)
     response.status_code = 200 if healthy else 503
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -52,6 +56,24 @@ def _check_database() -> str:
     except Exception as err:  # any failure means "not healthy"; the reason goes to the caller
         current_app.logger.warning("health: database check failed: %s", err)
         return f"error: {type(err).__name__}"
+
+
+def add_note(app: Flask, name: str, read) -> None:
+    """Show `read()` under `notes` in /healthz: something an operator should see that does not
+    make this process unable to serve (unapplied webhook claims, say)."""
+    app.extensions.setdefault("farmlive.health_notes", {})[name] = read
+
+
+def _notes(app: Flask) -> dict:
+    notes = {}
+    for name, read in app.extensions.get("farmlive.health_notes", {}).items():
+        try:
+            value = read()
+        except Exception as err:  # a note never fails the health check
+            value = f"error: {type(err).__name__}"
+        if value:  # nothing to report (0, empty) stays out of the answer
+            notes[name] = value
+    return notes
 
 
 def expect_loop(app: Flask, name: str, interval: float) -> None:
