@@ -84,8 +84,7 @@ def cancel_order(order: Order, *, actor: User) -> Order:
             return services.cancel_unpaid(order_id, actor_id=actor.id, reason=f"cancelled_by_{who}")
         except InvalidTransition:
             pass  # paid or cancelled meanwhile: look again below
-    order = services.get_order(order_id)
-    db.session.refresh(order)
+    order = services.get_order(order_id, fresh=True)
     if order.status == OrderStatus.CANCELLED and not (actor.is_admin and late_refund_failed(order)):
         return order
     return refund_order(order_id, actor=actor, reason=f"refunded_by_{who}")

@@ -662,8 +662,9 @@ def cancel_shipments(order: Order, *, at: datetime) -> list[Shipment]:
     return cancelled
 
 
-def get_order(order_id: int) -> Order:
-    order = db.session.get(Order, order_id)
+def get_order(order_id: int, *, fresh: bool = False) -> Order:
+    """The order; `fresh` reads it again even when this session loaded it before."""
+    order = db.session.get(Order, order_id, populate_existing=fresh)
     if order is None:
         raise OrderNotFound()
     return order
