@@ -50,8 +50,29 @@ class Config:
     DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "20"))
     DB_MAX_OVERFLOW = int(os.environ.get("DB_MAX_OVERFLOW", "0"))
     DB_POOL_TIMEOUT = _env_float("DB_POOL_TIMEOUT", 5.0)
+    # PostgreSQL that goes silent (a cable, a firewall, a frozen host) must not hold connections
+    # until TCP gives up (15 minutes and more): sent data unacknowledged this long, or an idle
+    # connection whose keepalive probes go unanswered (idle 10 s, every 5 s, 3 tries), drops the
+    # connection and the request gets a 503. Seconds; 0 leaves the system's default.
+    DB_TCP_USER_TIMEOUT_SECONDS = _env_float("DB_TCP_USER_TIMEOUT_SECONDS", 10.0)
+    DB_KEEPALIVES_IDLE_SECONDS = int(os.environ.get("DB_KEEPALIVES_IDLE_SECONDS", "10"))
+    # A statement running longer than this is cancelled by PostgreSQL (503, retry), and a
+    # transaction left idle longer than the second one is ended: a bug or a stuck worker can
+    # never hold row locks for long. Seconds; 0 turns either off. Migrations run without them.
+    DB_STATEMENT_TIMEOUT_SECONDS = _env_float("DB_STATEMENT_TIMEOUT_SECONDS", 30.0)
+    DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS = _env_float(
+        "DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS", 60.0
+    )
 
     REDIS_URL = os.environ.get("REDIS_URL") or None
+    # Every Redis call (Socket.IO news, viewer counts, chat, join and login limits) gives up
+    # after this many seconds; that part then goes on without Redis (README "When PostgreSQL or
+    # Redis restarts") and tries Redis again REDIS_CHECK_SECONDS later.
+    REDIS_TIMEOUT_SECONDS = _env_float("REDIS_TIMEOUT_SECONDS", 1.0)
+    # The Socket.IO listener pings Redis on its subscription after this many quiet seconds and
+    # reconnects when no answer comes within REDIS_TIMEOUT_SECONDS; /healthz is 503
+    # (socketio_listener) once it has heard nothing for twice this plus the timeout.
+    REDIS_CHECK_SECONDS = _env_float("REDIS_CHECK_SECONDS", 5.0)
     SOCKETIO_ASYNC_MODE = os.environ.get("SOCKETIO_ASYNC_MODE", "threading")
     SOCKETIO_CHANNEL = os.environ.get("SOCKETIO_CHANNEL", "farmlive")
     # With Redis: a server process that dies without disconnecting its viewers (killed, out of
@@ -97,6 +118,13 @@ class Config:
         os.environ.get("REDIS_URL") or "memory://"
     )
     RATELIMIT_ENABLED = os.environ.get("RATELIMIT_ENABLED", "1") == "1"
+    # When the rate-limit storage (Redis) fails, Flask-Limiter counts in this process's memory
+    # (logged) and checks the storage again now and then; any other limiter error lets the
+    # request through (logged) instead of failing it: logging in never needs Redis.
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = (
+        os.environ.get("RATELIMIT_IN_MEMORY_FALLBACK_ENABLED", "1") == "1"
+    )
+    RATELIMIT_SWALLOW_ERRORS = os.environ.get("RATELIMIT_SWALLOW_ERRORS", "1") == "1"
     # Log-in (and register) attempts per client address, over the login page and the API
     # together. Generous: at a stream's start hundreds of buyers behind one carrier NAT log in
     # at once. LOGIN_RATE_LIMIT is its old name, still read when the new one is unset.
@@ -122,6 +150,10 @@ class Config:
     # Stripe calls give up after these (then a retry or two): a buyer in a live sale is waiting.
     STRIPE_CONNECT_TIMEOUT_SECONDS = _env_float("STRIPE_CONNECT_TIMEOUT_SECONDS", 3.0)
     STRIPE_READ_TIMEOUT_SECONDS = _env_float("STRIPE_READ_TIMEOUT_SECONDS", 10.0)
+    # A webhook delivery may take this long to apply its event before a redelivery may (until
+    # then a redelivery answers 409, so Stripe retries later); a claim left unapplied longer
+    # (its process died) is shown in /healthz and applied by the background loop.
+    WEBHOOK_LEASE_SECONDS = _env_float("WEBHOOK_LEASE_SECONDS", 60.0)
     # One chat message or question per user per this many seconds (rounded up to whole
     # seconds), over the API and the socket together, in the rate-limit storage. 0: no limit.
     CHAT_RATE_LIMIT_SECONDS = _env_float("CHAT_RATE_LIMIT_SECONDS", 2.0)

@@ -1,7 +1,9 @@
 """Room names and the one emit helper: every broadcast goes to a session's room on /live.
 
 Callers emit only after the commit that caused the news. With REDIS_URL set, Flask-SocketIO
-publishes through the message queue, so viewers connected to any server process receive it.
+publishes through the message queue, so viewers connected to any server process receive it;
+while Redis is unavailable an emit reaches this process's viewers only, never fails its caller
+and holds it up for REDIS_TIMEOUT_SECONDS at most (shop/redis_link.py).
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ Each check is one atomic hit that counts and decides at once, so ten messages se
 instant cannot all find the window empty. Sockets per address are counted in this process: a
 socket lives in one process. The per-address bounds follow RATELIMIT_ENABLED like the login
 limit; the chat pace is a rule of the chat and always applies (0 seconds turns it off).
+
+While Redis is unavailable the rates are counted in this process's memory instead (logged once
+when that starts and once when Redis is back): a chatter or an address spread over several
+processes gets a little more, nobody is refused for want of Redis.
 """
 
 from __future__ import annotations
@@ -13,40 +17,55 @@ from __future__ import annotations
 import math
 import threading
 from collections import Counter
-from contextlib import AbstractContextManager, nullcontext
 from functools import lru_cache
 
 from flask import Flask, current_app
 from limits import RateLimitItem, RateLimitItemPerSecond, parse
+from limits.errors import StorageError
 from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
-REDIS_TIMEOUT = 2.0  # seconds: a Redis that does not answer is an outage, not a hang
+from shop.redis_link import Breaker
+
+STORAGE_ERRORS = (RedisError, StorageError, OSError)
 
 
 class Throttle:
     """One app's limiter and its count of open sockets per client address."""
 
-    def __init__(self, storage_uri: str, prefix: str) -> None:
-        options = {}
-        if storage_uri.startswith(("redis", "rediss", "valkey")):
-            options = {"socket_timeout": REDIS_TIMEOUT, "socket_connect_timeout": REDIS_TIMEOUT}
-        storage = storage_from_string(storage_uri, **options)
-        self._limiter = MovingWindowRateLimiter(storage)
+    def __init__(
+        self, storage_uri: str, prefix: str, *, timeout: float = 1.0, retry_after: float = 5.0
+    ) -> None:
         # limits' MemoryStorage makes a lock per key lazily; two threads hitting a new key at
         # once could each get their own. One lock in front keeps the memory path atomic.
-        self._guard: AbstractContextManager = (
-            threading.Lock() if isinstance(storage, MemoryStorage) else nullcontext()
-        )
+        self._local = MovingWindowRateLimiter(MemoryStorage())
+        self._guard = threading.Lock()
+        self._shared: MovingWindowRateLimiter | None = None  # None: memory is the storage
+        if not storage_uri.startswith("memory"):
+            options = {}
+            if storage_uri.startswith(("redis", "rediss", "valkey")):
+                options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
+            self._shared = MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
+        self._breaker = Breaker("chat and join limits (counted per process meanwhile)", retry_after)
         self._prefix = prefix
         self._sockets: dict[str, str] = {}
         self._per_address: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def hit(self, item: RateLimitItem, *key: str) -> bool:
-        """Take one from `key`'s allowance; False (and nothing taken) when none is left."""
+        """Take one from `key`'s allowance; False (and nothing taken) when none is left.
+        Counted in the shared storage, or in this process while that is unavailable."""
+        if self._shared is not None and self._breaker.allows():
+            try:
+                allowed = self._shared.hit(item, self._prefix, *key)
+            except STORAGE_ERRORS as err:
+                self._breaker.failed(err)
+            else:
+                self._breaker.succeeded()
+                return allowed
         with self._guard:
-            return self._limiter.hit(item, self._prefix, *key)
+            return self._local.hit(item, self._prefix, *key)
 
     def open_socket(self, sid: str, address: str, most: int) -> bool:
         """Count a new socket from `address`; refuse it when `most` (> 0) are already open."""
@@ -79,7 +98,10 @@ def throttle(app: Flask | None = None) -> Throttle:
             found = app.extensions.get("farmlive.live_throttle")
             if found is None:
                 found = app.extensions["farmlive.live_throttle"] = Throttle(
-                    app.config["RATELIMIT_STORAGE_URI"], app.config["SOCKETIO_CHANNEL"]
+                    app.config["RATELIMIT_STORAGE_URI"],
+                    app.config["SOCKETIO_CHANNEL"],
+                    timeout=app.config["REDIS_TIMEOUT_SECONDS"],
+                    retry_after=app.config["REDIS_CHECK_SECONDS"],
                 )
     return found
 

@@ -16,6 +16,11 @@ VIEWER_STALE_SECONDS are dropped, so the viewers of a process that dies without 
 them (SIGKILL, OOM, power) leave the count within that time, while an identity also watching
 through a live process stays. The heartbeat also puts back seats Redis lost (a restart, or an
 outage longer than the stale time).
+
+While Redis is unavailable a join, a leave or a count does not wait for it: each gives up after
+REDIS_TIMEOUT_SECONDS and, for REDIS_CHECK_SECONDS after a failure, does not try at all; the
+count shown is then this process's own viewers. The heartbeat keeps trying, and once Redis
+answers it puts this process's seats back, so the counts are shared again within a beat.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from flask import Flask, current_app
+from redis.exceptions import RedisError
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
@@ -37,6 +43,7 @@ from live.models import LiveSession, SessionStatus, ViewerSample, ViewerVisit
 from shop.database import begin_write
 from shop.extensions import db, socketio
 from shop.models import utcnow
+from shop.redis_link import Breaker, client_options
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +156,20 @@ class RedisCounter:
     return redis.call('HLEN', ids)
     """
 
-    def __init__(self, url: str, prefix: str, *, stale_seconds: float) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        *,
+        stale_seconds: float,
+        timeout: float = 1.0,
+        retry_after: float = 5.0,
+    ) -> None:
         import redis
 
-        self._script = redis.Redis.from_url(url).register_script(self._SCRIPT)
+        client = redis.Redis.from_url(url, **client_options(timeout))
+        self._script = client.register_script(self._SCRIPT)
+        self._breaker = Breaker("viewer counts (this process's own meanwhile)", retry_after)
         self._prefix = prefix
         self._stale = stale_seconds
         self._process = uuid.uuid4().hex
@@ -175,14 +192,27 @@ class RedisCounter:
             self._beating = True
         if start:
             socketio.start_background_task(self._heartbeat)
-        return self._run(session_id, "add" if first else "count", [identity] if first else [])
+        return self._shared(session_id, "add" if first else "count", [identity] if first else [])
 
     def remove(self, session_id: int, identity: str, sid: str) -> int:
         last = self._seats.remove(session_id, identity, sid)
-        return self._run(session_id, "remove" if last else "count", [identity] if last else [])
+        return self._shared(session_id, "remove" if last else "count", [identity] if last else [])
 
     def count(self, session_id: int) -> int:
-        return self._run(session_id, "count")
+        return self._shared(session_id, "count")
+
+    def _shared(self, session_id: int, op: str, identities: Iterable[str] = ()) -> int:
+        """The count over every process; this process's own while Redis is unavailable (what
+        was missed there is put right by the heartbeat once Redis answers again)."""
+        if self._breaker.allows():
+            try:
+                count = self._run(session_id, op, identities)
+            except RedisError as err:
+                self._breaker.failed(err)
+            else:
+                self._breaker.succeeded()
+                return count
+        return len(self._seats.identities(session_id))
 
     def _heartbeat(self) -> None:
         """Vouch for this process's seats until it has none left (the next add starts it again)."""
@@ -198,8 +228,12 @@ class RedisCounter:
             try:
                 for session_id, identities in mine.items():
                     self._vouch(session_id, identities)
-            except Exception as err:  # noqa: BLE001 - Redis down: try again next beat
-                log.warning("viewer heartbeat failed: %s", err)
+            except RedisError as err:  # Redis away: counts stay local; try again next beat
+                self._breaker.failed(err)
+            except Exception:  # noqa: BLE001 - the heartbeat must outlive anything
+                log.exception("viewer heartbeat failed")
+            else:
+                self._breaker.succeeded()  # seats are back: counts are shared again
 
     def _vouch(self, session_id: int, identities: set[str]) -> None:
         """Re-score `identities`' seats, then give up any whose last socket left while we wrote
@@ -231,8 +265,13 @@ def _make_counter(app: Flask) -> MemoryCounter | RedisCounter:
     url = app.config.get("REDIS_URL")
     if not url:
         return MemoryCounter()
-    stale = app.config["VIEWER_STALE_SECONDS"]
-    return RedisCounter(url, app.config["SOCKETIO_CHANNEL"], stale_seconds=stale)
+    return RedisCounter(
+        url,
+        app.config["SOCKETIO_CHANNEL"],
+        stale_seconds=app.config["VIEWER_STALE_SECONDS"],
+        timeout=app.config["REDIS_TIMEOUT_SECONDS"],
+        retry_after=app.config["REDIS_CHECK_SECONDS"],
+    )
 
 
 def count(session_id: int) -> int:

@@ -2,8 +2,9 @@
 
 Network calls to the provider always happen outside any database transaction: the order row
 is locked only for the short write that records what the provider answered. An unpaid Stripe
-order that gets cancelled has its PaymentIntent cancelled too, on `order_changed` (sent after
-the cancel committed), so the buyer can no longer pay an order that is gone.
+order that gets cancelled has its PaymentIntent cancelled too, so the buyer can no longer pay an
+order that is gone: on `order_changed` (sent after the cancel committed) for a buyer's or an
+admin's cancel; by `services.expire_due` after its batches for an expiry (beside the loop).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from orders.models import Order, OrderStatus
 from shop import signals
 from shop.extensions import db
 from shop.i18n import N_
+from shop.redis_link import Breaker, client_options
 
 log = logging.getLogger(__name__)
 
@@ -228,26 +230,39 @@ class Pacer:
     return slot - now
     """
 
-    def __init__(self, rate: float, redis_url: str | None = None, key: str = "farmlive:pi-pace"):
+    def __init__(
+        self,
+        rate: float,
+        redis_url: str | None = None,
+        key: str = "farmlive:pi-pace",
+        *,
+        timeout: float = 1.0,
+        retry_after: float = 5.0,
+    ):
         self.step = 1.0 / rate if rate > 0 else 0.0
         self.key = key
         self._lock = threading.Lock()
         self._next = 0.0
         self._script = None
+        self._redis = Breaker("Stripe pacing", retry_after)
         if redis_url:
             import redis
 
-            self._script = redis.Redis.from_url(redis_url).register_script(self._SCRIPT)
+            client = redis.Redis.from_url(redis_url, **client_options(timeout))
+            self._script = client.register_script(self._SCRIPT)
 
     def reserve(self) -> float:
         """Reserve a slot; returns how many seconds to wait for it."""
         if self.step == 0:
             return 0.0
-        if self._script is not None:
+        if self._script is not None and self._redis.allows():
             try:
-                return int(self._script(keys=[self.key], args=[int(self.step * 1e6)])) / 1e6
+                delay = int(self._script(keys=[self.key], args=[int(self.step * 1e6)])) / 1e6
             except Exception as err:  # Redis down: pace this process alone rather than fail
-                log.warning("Redis pacing unavailable, pacing locally: %s", err)
+                self._redis.failed(err)
+            else:
+                self._redis.succeeded()
+                return delay
         with self._lock:
             now = time.monotonic()
             slot = max(now, self._next)
@@ -271,7 +286,12 @@ def _pacer() -> Pacer:
     key = (config["STRIPE_INTENTS_PER_SECOND"], config.get("REDIS_URL"))
     with _pacers_lock:
         if key not in _pacers:
-            _pacers[key] = Pacer(key[0], key[1])
+            _pacers[key] = Pacer(
+                key[0],
+                key[1],
+                timeout=config["REDIS_TIMEOUT_SECONDS"],
+                retry_after=config["REDIS_CHECK_SECONDS"],
+            )
         return _pacers[key]
 
 
@@ -355,12 +375,21 @@ def cancel_intent(order_id: int) -> str | None:
 
 
 @signals.order_changed.connect
-def _on_order_changed(app, order_id: int | None = None, status: str | None = None, **_) -> None:
-    """After an unpaid order's cancel committed (buyer, admin or expiry): cancel its intent.
+def _on_order_changed(
+    app,
+    order_id: int | None = None,
+    status: str | None = None,
+    reason: str | None = None,
+    **_,
+) -> None:
+    """After an unpaid order's cancel by its buyer or an admin committed: cancel its intent.
 
-    A failure here must not fail the cancel that sent the news: it is logged and dropped.
+    Not for an expiry (`reason="expired"`): `services.expire_due` collects those intents and
+    cancels them after its last batch, or hands them to the loop's worker, so that one slow
+    Stripe answer never holds up the holds expiring after it. A failure here must not fail
+    the cancel that sent the news: it is logged and dropped.
     """
-    if status != OrderStatus.CANCELLED or not order_id:
+    if status != OrderStatus.CANCELLED or not order_id or reason == "expired":
         return
     try:
         cancel_intent(order_id)

@@ -614,7 +614,11 @@ def cancel_unpaid(
 
 def claim_due(*conditions: Any, order_by: Any, limit: int) -> list[int]:
     """Ids of orders due for background work, oldest first. Rows locked by another runner are
-    skipped (SKIP LOCKED on PostgreSQL); callers re-check each order under its own lock."""
+    skipped (SKIP LOCKED on PostgreSQL); callers re-check each order under its own lock.
+
+    The claim ends with its commit, so it only spreads work that is cheap to re-check
+    (auto-delivery). Expiry keeps its claim instead: `expire_due`.
+    """
     begin_write()
     ids = list(
         db.session.scalars(
@@ -629,27 +633,136 @@ def claim_due(*conditions: Any, order_by: Any, limit: int) -> list[int]:
     return ids
 
 
-def expire_due(*, clock: Clock = utcnow, limit: int = 200) -> int:
-    """Cancel unpaid orders whose hold has passed; safe when several processes run it at once.
+#: Holds released per transaction: a batch's rows stay locked only while it runs, and a backlog
+#: of thousands still takes few round trips.
+EXPIRY_BATCH = 50
+#: Holds one `expire_due` call releases at most, so a pass leaves its loop time for other work.
+EXPIRY_LIMIT = 2000
+#: What `expire_due` hands the expired orders whose Stripe intent is still open (their ids).
+IntentCanceller = Callable[[list[int]], object]
 
-    Rows are claimed with FOR UPDATE SKIP LOCKED on PostgreSQL, so two runners never release
-    the same hold; each order is re-checked under its lock before anything changes.
+# Stock an expired batch gives back: one statement per variant, in variant id order, sent
+# with the COMMIT (`commit_with`), like the stock a placement takes.
+_GIVE_BACK = (
+    update(_VARIANT)
+    .where(_VARIANT.c.id == bindparam("variant_id"))
+    .values(stock=_VARIANT.c.stock + bindparam("units"))
+)
+
+
+@dataclass(frozen=True)
+class _Expired:
+    """What one committed batch changed, as ids: for the news and the intent cancels."""
+
+    order_ids: list[int]
+    variant_ids: list[int]
+    with_intent: list[int]
+
+
+def expire_due(
+    *,
+    clock: Clock = utcnow,
+    limit: int = EXPIRY_LIMIT,
+    batch_size: int = EXPIRY_BATCH,
+    cancel_intents: IntentCanceller | None = None,
+) -> int:
+    """Cancel unpaid orders whose hold has passed, batch by batch; how many were expired.
+
+    Each batch is claimed and cancelled in one transaction (`_expire_batch`), so its rows stay
+    locked until it commits: a second runner skips them (SKIP LOCKED) and takes the next due
+    rows instead of queuing behind them, and each hold is released once. Batches go on until
+    none is due or `limit` is reached. The expired orders' Stripe intents are cancelled only
+    after the last batch, by `cancel_intents` (default: here, one after another; the server's
+    loop hands them to a worker), so a slow provider never delays a hold's release. A batch
+    that fails leaves the ones committed before it, and their intents are still cancelled.
     """
-    now = clock()
-    ids = claim_due(
-        Order.status == OrderStatus.PENDING_PAYMENT,
-        Order.expires_at <= now,
-        order_by=Order.expires_at,
-        limit=limit,
-    )
-    expired = 0
-    for order_id in ids:
-        try:
-            cancel_unpaid(order_id, actor_id=None, reason="expired", clock=clock)
-            expired += 1
-        except InvalidTransition:
-            continue  # paid or cancelled meanwhile
+    expired, with_intent = 0, []
+    try:
+        while expired < limit:
+            batch = _expire_batch(clock, min(batch_size, limit - expired))
+            if not batch.order_ids:
+                break
+            expired += len(batch.order_ids)
+            with_intent += batch.with_intent
+    finally:
+        if with_intent:
+            (cancel_intents or _cancel_intents_now)(with_intent)
     return expired
+
+
+def _expire_batch(clock: Clock, size: int) -> _Expired:
+    """Claim up to `size` due holds and cancel them in the transaction that holds the claim.
+
+    The claim is the compare of compare-and-set: it selects only `pending_payment` orders
+    whose hold has passed, under their row locks (FOR UPDATE SKIP LOCKED; on SQLite, BEGIN
+    IMMEDIATE serialises the write). The stock goes back per variant in id order with the
+    COMMIT, not order by order: two batches (or a batch and a buyer's cancel) then lock
+    variant rows in the same order and never deadlock, and a hot variant is locked only
+    inside the database. News follows the commit; `reason="expired"` tells the intent
+    canceller on `order_changed` that `expire_due` sees to the intents itself.
+    """
+    begin_write()
+    try:
+        now = clock()
+        orders = db.session.scalars(
+            select(Order)
+            .where(Order.status == OrderStatus.PENDING_PAYMENT, Order.expires_at <= now)
+            .order_by(Order.expires_at)
+            .limit(size)
+            .with_for_update(skip_locked=True)
+            .options(selectinload(Order.items), selectinload(Order.events))
+        ).all()
+        returned: dict[int, int] = {}
+        for order in orders:
+            if order.holds_stock:  # the guard of `_return_stock`, for the whole batch
+                for item in order.items:
+                    returned[item.variant_id] = returned.get(item.variant_id, 0) + item.quantity
+                order.holds_stock = False
+            order.status = OrderStatus.CANCELLED
+            order.cancelled_at = now
+            record(order, "expired", at=now)
+        batch = _Expired(
+            order_ids=[order.id for order in orders],
+            variant_ids=sorted(returned),
+            with_intent=[order.id for order in orders if _intent_open(order)],
+        )
+        commit_with(
+            *[(_GIVE_BACK, {"variant_id": vid, "units": returned[vid]}) for vid in sorted(returned)]
+        )
+    except Exception:
+        db.session.rollback()
+        raise
+    if batch.order_ids:
+        app = current_app._get_current_object()
+        if batch.variant_ids:
+            signals.stock_changed.send(app, variant_ids=batch.variant_ids)
+        for order_id in batch.order_ids:
+            signals.order_changed.send(
+                app, order_id=order_id, status=OrderStatus.CANCELLED.value, reason="expired"
+            )
+    return batch
+
+
+def _intent_open(order: Order) -> bool:
+    """Whether the buyer could still pay this order at Stripe (an intent nobody cancelled)."""
+    return (
+        order.payment_provider == "stripe"
+        and order.payment_intent_id is not None
+        and order.paid_at is None
+    )
+
+
+def _cancel_intents_now(order_ids: list[int]) -> None:
+    """`expire_due`'s default: cancel the intents here, once every batch has committed (the
+    CLI, tests). One that fails is logged: the orders are expired whatever Stripe says."""
+    from orders.payments import cancel_intent  # payments builds on this module
+
+    for order_id in order_ids:
+        try:
+            cancel_intent(order_id)
+        except Exception:
+            db.session.rollback()
+            log.exception("cancelling the intent of expired order %s failed", order_id)
 
 
 def cancel_shipments(order: Order, *, at: datetime) -> list[Shipment]:

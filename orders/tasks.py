@@ -3,13 +3,17 @@ orders shipped more than AUTO_DELIVER_DAYS ago (checked about every five minutes
 
 Started by `wsgi.py` (`python wsgi.py`) and by gunicorn's `post_worker_init` hook, never by
 `create_app`, and only when RUN_BACKGROUND_TASKS is on. Several processes may run it at once:
-`expire_due` claims rows with SKIP LOCKED, so each hold is released once.
+`expire_due` claims rows with SKIP LOCKED and keeps them until its batch commits, so runners
+split the work and each hold is released once. The Stripe intents of expired orders are
+cancelled beside the loop, by a few workers (`cancel_intents_later`), never inside a pass.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
 
@@ -18,6 +22,9 @@ from shop.health import expect_loop, loop_passed
 
 log = logging.getLogger(__name__)
 AUTO_DELIVER_PERIOD_SECONDS = 300.0
+#: Stripe intent cancels of expired orders running at once: a hanging one (up to Stripe's
+#: timeouts, and its retries) takes one worker, not the loop.
+INTENT_CANCEL_WORKERS = 4
 
 
 def _one_pass(app: Flask, work: Callable[[], int], what: str) -> int:
@@ -55,9 +62,51 @@ def _release_session() -> None:
 
 
 def expire_once(app: Flask) -> int:
+    """One expiry pass; the expired orders' Stripe intents are left to the workers."""
     from orders.services import expire_due
 
-    return _one_pass(app, expire_due, "expiry")
+    def work() -> int:
+        return expire_due(cancel_intents=lambda order_ids: cancel_intents_later(app, order_ids))
+
+    return _one_pass(app, work, "expiry")
+
+
+_cancel_pool: ThreadPoolExecutor | None = None
+_cancel_pool_lock = threading.Lock()
+
+
+def cancel_intents_later(app: Flask, order_ids: list[int]) -> None:
+    """Queue these expired orders' intent cancels for the workers and return at once.
+
+    The next pass therefore never waits for Stripe, and one hanging cancel holds up only its
+    own worker. Threads suit every async mode: gevent's monkey-patching makes them greenlets.
+    """
+    global _cancel_pool
+    with _cancel_pool_lock:
+        if _cancel_pool is None:
+            _cancel_pool = ThreadPoolExecutor(
+                max_workers=INTENT_CANCEL_WORKERS, thread_name_prefix="intent-cancel"
+            )
+        pool = _cancel_pool
+    for order_id in order_ids:
+        pool.submit(_cancel_intent, app, order_id)
+
+
+def _cancel_intent(app: Flask, order_id: int) -> None:
+    """One intent cancel in its own app context (and session), never raising: the order is
+    expired already, and `cancel_intent` records at the order how Stripe answered."""
+    from orders.payments import cancel_intent
+
+    try:
+        with app.app_context():
+            try:
+                cancel_intent(order_id)
+            except Exception:
+                log.exception("cancelling the intent of expired order %s failed", order_id)
+            finally:
+                _release_session()
+    except Exception:  # the app context itself could not be set up or torn down
+        log.exception("cancelling the intent of expired order %s could not run", order_id)
 
 
 def auto_deliver_once(app: Flask) -> int:

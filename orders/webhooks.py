@@ -79,7 +79,10 @@ class ApplyingElsewhere(DomainError):
     message = "This event is being applied by another delivery; send it again later."
 
 
-LEASE_SECONDS = 60  # how long one delivery may take to apply an event before another may
+def lease_seconds() -> float:
+    """How long one delivery may take to apply an event before another may (WEBHOOK_LEASE_SECONDS);
+    a claim unapplied for longer is counted in /healthz and re-driven in the background."""
+    return float(current_app.config["WEBHOOK_LEASE_SECONDS"])
 
 
 def handle_event(event_id: str, kind: str, obj: dict, *, clock=utcnow) -> str:
@@ -125,7 +128,7 @@ def _take_lease(event_id: str, now) -> bool:
             WebhookEvent.applied_at.is_(None),
             or_(WebhookEvent.lease_until.is_(None), WebhookEvent.lease_until < now),
         )
-        .values(lease_until=now + timedelta(seconds=LEASE_SECONDS))
+        .values(lease_until=now + timedelta(seconds=lease_seconds()))
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.commit()
@@ -154,11 +157,12 @@ def _finish(event_id: str, **values) -> None:
     db.session.commit()
 
 
-def redrive_unapplied(*, clock=utcnow, older_than: float = LEASE_SECONDS, limit: int = 50) -> int:
+def redrive_unapplied(*, clock=utcnow, older_than: float | None = None, limit: int = 50) -> int:
     """Apply again the claims that were never applied (a delivery died mid-way) and whose
     lease ran out, from their stored payload; the background loop runs this. Returns how many
     were applied now."""
     now = clock()
+    older_than = lease_seconds() if older_than is None else older_than
     begin_write()
     stale = db.session.execute(
         select(WebhookEvent.id, WebhookEvent.type, WebhookEvent.payload)
@@ -180,9 +184,9 @@ def redrive_unapplied(*, clock=utcnow, older_than: float = LEASE_SECONDS, limit:
     return applied
 
 
-def unapplied_count(*, clock=utcnow, older_than: float = LEASE_SECONDS) -> int:
+def unapplied_count(*, clock=utcnow, older_than: float | None = None) -> int:
     """Claims older than a lease that are still not applied: an admin should know."""
-    cutoff = clock() - timedelta(seconds=older_than)
+    cutoff = clock() - timedelta(seconds=lease_seconds() if older_than is None else older_than)
     return db.session.scalar(
         select(func.count())
         .select_from(WebhookEvent)

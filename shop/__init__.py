@@ -70,13 +70,42 @@ def _configure_engine(app: Flask) -> None:
         options.setdefault("max_overflow", app.config["DB_MAX_OVERFLOW"])
         options.setdefault("pool_timeout", app.config["DB_POOL_TIMEOUT"])
         options.setdefault("pool_pre_ping", True)
-        options.setdefault("connect_args", {"connect_timeout": 5})
+        options.setdefault("connect_args", _postgresql_connect_args(app.config))
     elif uri.startswith("sqlite"):
         connect_args = dict(options.get("connect_args") or {})
         connect_args.setdefault("timeout", 30)
         connect_args.setdefault("check_same_thread", False)
         options["connect_args"] = connect_args
     app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
+
+
+def _postgresql_connect_args(config: dict) -> dict:
+    """libpq settings that bound every wait on PostgreSQL (README "Outages").
+
+    connect_timeout bounds opening a connection; TCP keepalives and tcp_user_timeout drop a
+    connection whose peer went silent (the kernel's own default waits about 15 minutes);
+    statement_timeout and idle_in_transaction_session_timeout are enforced by the server, so no
+    slow query or forgotten transaction holds locks for long.
+    """
+    args: dict = {"connect_timeout": 5}
+    user_timeout = config["DB_TCP_USER_TIMEOUT_SECONDS"]
+    if user_timeout:
+        idle = max(1, int(config["DB_KEEPALIVES_IDLE_SECONDS"]))
+        args.update(
+            keepalives=1,
+            keepalives_idle=idle,
+            keepalives_interval=max(1, idle // 2),
+            keepalives_count=3,
+            tcp_user_timeout=int(user_timeout * 1000),
+        )
+    server_settings = [
+        ("statement_timeout", config["DB_STATEMENT_TIMEOUT_SECONDS"]),
+        ("idle_in_transaction_session_timeout", config["DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS"]),
+    ]
+    options = " ".join(f"-c {name}={int(seconds * 1000)}" for name, seconds in server_settings)
+    if options:
+        args["options"] = options
+    return args
 
 
 def register_extensions(app: Flask) -> None:
@@ -90,14 +119,14 @@ def register_extensions(app: Flask) -> None:
     ext.api.init_app(app)
     import live.events  # noqa: F401 - Socket.IO namespace handlers
     import orders.fulfilment.events  # noqa: F401
+    from shop.redis_link import socketio_queue
 
     ext.socketio.init_app(
         app,
         async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-        message_queue=app.config["REDIS_URL"],
-        channel=app.config["SOCKETIO_CHANNEL"],
         cors_allowed_origins=app.config["SOCKETIO_ALLOWED_ORIGINS"] or None,
         manage_session=False,
+        **socketio_queue(app),  # REDIS_URL: a queue whose listener notices a silent Redis
     )
     from shop import accounts
 

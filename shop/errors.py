@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
 
-from flask import Flask, Response, jsonify, make_response, render_template, request
+from flask import (
+    Flask,
+    Response,
+    g,
+    has_request_context,
+    jsonify,
+    make_response,
+    render_template,
+    request,
+)
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
 from sqlalchemy.exc import DataError
@@ -31,7 +42,21 @@ class DomainError(Exception):
     def __init__(self, message: str | None = None, *, fields: dict | None = None) -> None:
         super().__init__(message or self.message)
         self.message = message or self.message
-        self.fields = fields or {}
+        self.fields = plain_fields(fields or {})
+
+
+def plain_fields(fields: Any) -> Any:
+    """Field errors with every key a string, as JSON keys are.
+
+    marshmallow keys a list's items by index and puts a list-wide error under "_schema" in the
+    same dict (`{1: [...], "_schema": [...]}`): such mixed keys cannot be sorted, and a JSON
+    writer that sorts keys would crash on them while answering the 422.
+    """
+    if isinstance(fields, dict):
+        return {str(key): plain_fields(value) for key, value in fields.items()}
+    if isinstance(fields, list | tuple):
+        return [plain_fields(value) for value in fields]
+    return fields
 
 
 class NotFound(DomainError):
@@ -88,7 +113,8 @@ def _flatten_fields(messages: dict) -> dict:
 
 def error_response(status: int, code: str, message: str, fields: dict | None = None) -> Response:
     """Build the one error body of API.md."""
-    response = jsonify({"error": {"code": code, "message": message, "fields": fields or {}}})
+    fields = plain_fields(fields or {})
+    response = jsonify({"error": {"code": code, "message": message, "fields": fields}})
     response.status_code = status
     return response
 
@@ -130,8 +156,49 @@ def _rolled_back(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
     return wrapper
 
 
+class LastResort:
+    """The outermost WSGI layer: whatever escapes Flask itself (a teardown that raised, an error
+    handler that failed while answering) still answers in our shape, never the server's own HTML
+    "Internal Server Error": API.md's JSON 500 under /api and /webhooks, plain text elsewhere.
+
+    Flask calls start_response before its teardown runs, but nothing is sent until the body is
+    returned, so start_response may be called again with the exception (PEP 3333).
+    """
+
+    def __init__(self, wsgi_app: Callable) -> None:
+        self.wsgi_app = wsgi_app
+
+    def __call__(self, environ: dict, start_response: Callable):
+        started = []
+
+        def recorded_start_response(*args: Any) -> Any:
+            started.append(True)
+            return start_response(*args)
+
+        try:
+            return self.wsgi_app(environ, recorded_start_response)
+        except Exception:
+            path = environ.get("PATH_INFO", "")
+            log.exception("escaped Flask on %s %s", environ.get("REQUEST_METHOD"), path)
+            message = "Something went wrong on our side."
+            if path.startswith(("/api/", "/webhooks/")):
+                error = {"code": "server_error", "message": message, "fields": {}}
+                body, kind = json.dumps({"error": error}), "application/json"
+            else:
+                body, kind = message, "text/plain; charset=utf-8"
+            data = body.encode()
+            headers = [("Content-Type", kind), ("Content-Length", str(len(data)))]
+            status = "500 INTERNAL SERVER ERROR"
+            if started:  # replacing a status already given needs the exception (PEP 3333)
+                start_response(status, headers, sys.exc_info())
+            else:
+                start_response(status, headers)
+            return [data]
+
+
 def register_errorhandlers(app: Flask) -> None:
     """Map domain errors, HTTP errors, CSRF failures and crashes to JSON or a page."""
+    app.wsgi_app = LastResort(app.wsgi_app)  # outermost: installed after every other layer
     app.after_request(_end_request_transaction)
     app.teardown_appcontext(_release_session)  # runs before Flask-SQLAlchemy's own removal
 
@@ -203,9 +270,12 @@ def register_errorhandlers(app: Flask) -> None:
         if is_outage(err):
             return _unavailable(err)
         log.exception("unhandled error on %s %s", request.method, request.path)
+        message = (
+            RECORDED if g.get("farmlive_committed") else N_("Something went wrong on our side.")
+        )
         if wants_json():
-            return error_response(500, "server_error", N_("Something went wrong on our side."))
-        return _page(500, N_("Something went wrong on our side."))
+            return error_response(500, "server_error", message)
+        return _page(500, message)
 
 
 def _out_of_range(err: Exception):
@@ -224,6 +294,8 @@ def is_outage(err: BaseException) -> bool:
     from sqlalchemy.exc import DBAPIError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+    # Redis: every part that uses it goes on without it (shop/redis_link.py), so a Redis error
+    # reaching here is a new use that does not yet; it still gets a fast 503, not a 500.
     if isinstance(err, PoolTimeout | RedisConnectionError | RedisTimeout):
         return True
     if not isinstance(err, DBAPIError):
@@ -231,18 +303,20 @@ def is_outage(err: BaseException) -> bool:
     if err.connection_invalidated:
         return True
     # Connection-level failures only (no SQLSTATE: refused, reset; 08 connection exception;
-    # 57P shutdown/starting up; 53 too many connections). A deadlock or serialization failure
-    # is a bug to see in the logs, not an outage. SQLite's errors ("locked") have no SQLSTATE.
+    # 57P shutdown/starting up; 53 too many connections; 57014 a statement that outran
+    # DB_STATEMENT_TIMEOUT_SECONDS, a database too slow right now). A deadlock or serialization
+    # failure is a bug to see in the logs, not an outage. SQLite's errors ("locked") have no
+    # SQLSTATE.
     sqlstate = getattr(err.orig, "sqlstate", None)
     return isinstance(err, OperationalError) and (
-        sqlstate is None or sqlstate.startswith(("08", "57P", "53"))
+        sqlstate is None or sqlstate == "57014" or sqlstate.startswith(("08", "57P", "53"))
     )
 
 
 def _unavailable(err: BaseException):
     """A fast 503 in the usual shape; pre-ping makes the first request after recovery work."""
     log.warning("dependency unavailable on %s %s: %s", request.method, request.path, err)
-    message = ServiceUnavailable.message
+    message = RECORDED if g.get("farmlive_committed") else ServiceUnavailable.message
     if wants_json():
         response = error_response(503, ServiceUnavailable.code, message)
     else:
@@ -263,6 +337,15 @@ _COMMITTED = "farmlive.committed"
 @event.listens_for(Session, "after_commit")
 def _note_commit(session: Session) -> None:
     session.info[_COMMITTED] = True
+    if has_request_context():
+        g.farmlive_committed = True  # outlives the session, which an error answer discards
+
+
+#: A request that failed after its change was committed must not read as "nothing happened".
+RECORDED = N_(
+    "Your request went through, but its answer could not be completed. Reload to see where it"
+    " stands."
+)
 
 
 def end_transaction() -> BaseException | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import marshmallow as ma
+from flask import Flask
 from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
@@ -53,6 +54,22 @@ class FarmliveApi(Api):
         """Leave error rendering to `shop.errors` so pages get HTML and /api gets API.md JSON."""
 
 
+class FarmliveLimiter(Limiter):
+    """Flask-Limiter whose Redis storage gives up after REDIS_TIMEOUT_SECONDS: with the
+    in-memory fallback (config), a silent Redis costs a login one short wait, not a hang."""
+
+    def init_app(self, app: Flask) -> None:
+        uri = app.config.get("RATELIMIT_STORAGE_URI") or ""
+        if uri.startswith(("redis", "valkey")):
+            timeout = app.config["REDIS_TIMEOUT_SECONDS"]
+            app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+                "socket_timeout": timeout,
+                "socket_connect_timeout": timeout,
+                **(app.config.get("RATELIMIT_STORAGE_OPTIONS") or {}),
+            }
+        super().init_app(app)
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
@@ -60,4 +77,4 @@ socketio = SocketIO()
 csrf = CSRFProtect()
 babel = Babel()
 api = FarmliveApi()
-limiter = Limiter(key_func=get_remote_address, default_limits=[])
+limiter = FarmliveLimiter(key_func=get_remote_address, default_limits=[])

@@ -7,6 +7,7 @@ of a hung request that ties up a proxy connection.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Any
 
@@ -29,13 +30,14 @@ _LOOPS = "farmlive.loops"
 @health_bp.get("/healthz")
 def healthz():
     """200 {"status": "ok"} when the database (and Redis, when configured) answer; else 503."""
-    checks = {"database": _check_database()}
+    database = _check_database()
+    checks = {"database": database.result}
     if current_app.config.get("REDIS_URL"):
         checks["redis"] = _check_redis()
     checks.update(_check_loops(current_app))
     healthy = all(result == "ok" for result in checks.values())
     body = {"status": "ok" if healthy else "unavailable", "checks": checks}
-    notes = _notes(current_app)
+    notes = database.notes
     if notes:
         body["notes"] = notes  # worth a look, but this process can serve
     response = jsonify(body)
@@ -44,18 +46,58 @@ def healthz():
     return response
 
 
-def _check_database() -> str:
-    """`SELECT 1` on a pooled connection (pre-pinged), bounded by a statement timeout."""
-    try:
-        with db.engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"SET LOCAL statement_timeout = {CHECK_TIMEOUT_SECONDS}000")
-            conn.execute(text("SELECT 1"))
-            conn.rollback()
-        return "ok"
-    except Exception as err:  # any failure means "not healthy"; the reason goes to the caller
-        current_app.logger.warning("health: database check failed: %s", err)
-        return f"error: {type(err).__name__}"
+def _check_database() -> _DatabaseCheck:
+    """`SELECT 1` on a pooled connection, then the notes (which read the database too),
+    answered within CHECK_TIMEOUT_SECONDS whatever the database does.
+
+    A statement timeout is not enough: against a database that went silent, the pool's
+    pre-ping waits on a socket nobody answers and the server never sees the statement. So the
+    check runs beside the request (a thread, or a greenlet under gevent) and the request waits
+    for it at most CHECK_TIMEOUT_SECONDS. While a check is stuck, later requests wait on that
+    same check instead of starting another, so stuck checks never pile up.
+    """
+    app = current_app._get_current_object()
+    with _DB_CHECK_LOCK:
+        check = app.extensions.get(_DB_CHECK)
+        if check is None or check.done.is_set():
+            check = _DatabaseCheck()
+            app.extensions[_DB_CHECK] = check
+            socketio.start_background_task(check.run, app)
+    if not check.done.wait(CHECK_TIMEOUT_SECONDS):
+        app.logger.warning("health: database check got no answer in %s s", CHECK_TIMEOUT_SECONDS)
+        return _DatabaseCheck(result="error: timeout")
+    return check
+
+
+_DB_CHECK = "farmlive.health_database_check"
+_DB_CHECK_LOCK = threading.Lock()
+
+
+class _DatabaseCheck:
+    """One run of the database check; `done` is set when it has a result."""
+
+    def __init__(self, result: str = "error: not run") -> None:
+        self.done = threading.Event()
+        self.result = result
+        self.notes: dict = {}
+
+    def run(self, app: Flask) -> None:
+        try:
+            with app.app_context():
+                with db.engine.connect() as conn:
+                    if conn.dialect.name == "postgresql":
+                        conn.exec_driver_sql(
+                            f"SET LOCAL statement_timeout = {CHECK_TIMEOUT_SECONDS}000"
+                        )
+                    conn.execute(text("SELECT 1"))
+                    conn.rollback()
+                self.result = "ok"
+                self.notes = _notes(app)
+        except Exception as err:  # any failure means "not healthy"; the reason goes to the caller
+            app.logger.warning("health: database check failed: %s", err)
+            self.result = f"error: {type(err).__name__}"
+        finally:
+            self.done.set()
 
 
 def add_note(app: Flask, name: str, read) -> None:
@@ -76,10 +118,18 @@ def _notes(app: Flask) -> dict:
     return notes
 
 
-def expect_loop(app: Flask, name: str, interval: float) -> None:
+def expect_loop(
+    app: Flask, name: str, interval: float, *, stale_after: float | None = None
+) -> None:
     """Announce a background loop that passes every `interval` seconds in this process; from
-    now on /healthz is unhealthy while its last successful pass is stale."""
-    app.extensions.setdefault(_LOOPS, {})[name] = {"interval": interval, "last": time.monotonic()}
+    now on /healthz is unhealthy while its last successful pass is stale: older than
+    `stale_after` seconds when given (the Socket.IO listener's few seconds), else than
+    STALE_AFTER_INTERVALS intervals and at least 30 s."""
+    app.extensions.setdefault(_LOOPS, {})[name] = {
+        "interval": interval,
+        "stale_after": stale_after,
+        "last": time.monotonic(),
+    }
 
 
 def loop_passed(app: Flask, name: str) -> None:
@@ -94,7 +144,7 @@ def _check_loops(app: Flask) -> dict[str, str]:
     now, checks = time.monotonic(), {}
     for name, loop in app.extensions.get(_LOOPS, {}).items():
         age = now - loop["last"]
-        allowed = max(STALE_AFTER_INTERVALS * loop["interval"], 30.0)
+        allowed = loop.get("stale_after") or max(STALE_AFTER_INTERVALS * loop["interval"], 30.0)
         checks[name] = "ok" if age <= allowed else f"stale: last pass {age:.0f} s ago"
     return checks
 

@@ -8,9 +8,56 @@ per-buyer limits without importing `live`.
 
 from __future__ import annotations
 
-from blinker import Namespace
+import logging
+from typing import Any
 
-_signals = Namespace()
+from blinker import NamedSignal, Namespace
+
+log = logging.getLogger(__name__)
+
+
+class News(NamedSignal):
+    """A signal sent after a commit: a receiver that fails is logged, never raised.
+
+    The change already happened, so the request that made it must still say so (a tap whose
+    order was placed answers 201 even when Redis is gone and the news cannot leave), and one
+    receiver's failure never keeps the news from the others.
+    """
+
+    def send(self, sender: Any = None, /, *, _async_wrapper=None, **kwargs: Any):
+        if self.is_muted:
+            return []
+        results = []
+        for receiver in self.receivers_for(sender):
+            try:
+                results.append((receiver, receiver(sender, **kwargs)))
+            except Exception:
+                log.exception("a receiver of %r failed after the commit", self.name)
+                _forget_failed_reads()
+        return results
+
+
+def _forget_failed_reads() -> None:
+    """A receiver that failed in the database may leave an aborted transaction; only reads
+    happened since the commit, so roll them back for the next receiver and the answer."""
+    from shop.errors import discard_session
+    from shop.extensions import db
+
+    try:
+        db.session.rollback()
+    except Exception:  # the connection died: the next use gets a fresh session
+        discard_session()
+
+
+class _NewsNamespace(Namespace):
+    def signal(self, name: str, doc: str | None = None) -> NamedSignal:
+        if name not in self:
+            self[name] = News(name, doc)
+        return self[name]
+
+
+_signals = _NewsNamespace()
+_questions = Namespace()
 
 #: sender=app, variant_ids=list[int]: these variants' stock changed.
 stock_changed = _signals.signal("stock-changed")
@@ -23,4 +70,5 @@ shipment_changed = _signals.signal("shipment-changed")
 #: sender=app, buyer_id=int, variant_ids=list[int]: a cart order is being placed (inside its
 #: transaction). A receiver answers with the `orders.services.PinLimit`s that bind these
 #: variants right now (a live pin's per-buyer limit), or None.
-placing_order = _signals.signal("placing-order")
+#: A question, not news: a failing receiver fails the order (it cannot know the limits).
+placing_order = _questions.signal("placing-order")

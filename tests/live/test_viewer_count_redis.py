@@ -136,3 +136,38 @@ def test_a_clean_leave_on_one_process_keeps_the_viewer_seated_on_another(here, r
     # when it closes its tab on one of them, it still watches on the other
     assert here.remove(SESSION, "u:9", "here-tab") == 1
     assert there.remove(SESSION, "u:9", "there-tab") == 0
+
+
+def test_while_redis_is_silent_counts_are_this_process_own_then_shared_again(
+    here, redis_url, prefix
+):
+    # given a counter whose Redis goes through a proxy, and a viewer counted elsewhere
+    from urllib.parse import urlsplit
+
+    from tests.scale.tcp_proxy import TcpProxy
+
+    parts = urlsplit(redis_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 6379).start()
+    proxied = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+    quiet = viewers.RedisCounter(proxied, prefix, stale_seconds=STALE, timeout=0.5, retry_after=1)
+    try:
+        assert here.add(SESSION, "u:elsewhere", "there-tab") == 1
+
+        # when Redis goes silent, joins neither fail nor wait: the count is this process's own
+        proxy.blackhole()
+        started = time.monotonic()
+        assert quiet.add(SESSION, "u:1", "tab-1") == 1
+        assert quiet.add(SESSION, "u:2", "tab-2") == 2
+        assert quiet.count(SESSION) == 2
+        assert time.monotonic() - started < 1.5  # one timeout, then Redis is left alone
+
+        # then, once Redis answers, its heartbeat puts its viewers back and counts are shared
+        proxy.restore()
+        assert wait_for(lambda: quiet.count(SESSION) == 3), quiet.count(SESSION)
+        assert here.count(SESSION) == 3
+    finally:
+        proxy.restore()
+        for sid, who in (("tab-1", "u:1"), ("tab-2", "u:2")):
+            quiet.remove(SESSION, who, sid)
+        here.remove(SESSION, "u:elsewhere", "there-tab")
+        proxy.stop()

@@ -1,16 +1,24 @@
-"""A tiny TCP proxy on 127.0.0.1 that a test can cut and restore, to play a database or Redis
-restart without touching the machine's real PostgreSQL or Redis (other people use them)."""
+"""A tiny TCP proxy on 127.0.0.1 that a test can cut, slow, black-hole and restore, to play a
+database or Redis restart or a silent network without touching the machine's real PostgreSQL or
+Redis (other people use them)."""
 
 from __future__ import annotations
 
 import selectors
 import socket
 import threading
+import time
 
 
 class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target. `cut()` drops every connection and refuses new
-    ones (accepted, then closed at once: what a client sees while a server restarts)."""
+    """Forwards 127.0.0.1:<port> to a target. The faults, each ended by `restore()`:
+
+    - `cut()`: every connection is dropped and new ones refused (accepted, then closed at once:
+      what a client sees while a server restarts);
+    - `blackhole()`: connections stay open but no byte moves either way, and new connections are
+      accepted and then never answered (a silent network: a cable pulled, a firewall dropping);
+    - `slow(seconds)`: every chunk is held this long before it is forwarded.
+    """
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -20,9 +28,14 @@ class TcpProxy:
         self._listener.listen(256)
         self.port = self._listener.getsockname()[1]
         self._cut = threading.Event()
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._delay = 0.0
         self._pairs: set[tuple[socket.socket, socket.socket]] = set()
+        self._held: list[socket.socket] = []  # accepted while black-holed, never answered
+        self._silenced: set[socket.socket] = set()  # client ends a restore left silent for good
         self._thread = threading.Thread(target=self._accept_loop, daemon=True)
 
     def start(self) -> TcpProxy:
@@ -36,12 +49,44 @@ class TcpProxy:
         for pair in pairs:
             _close(*pair)
 
-    def restore(self) -> None:
+    def blackhole(self) -> None:
+        self._flowing.clear()
+
+    def slow(self, seconds: float) -> None:
+        self._delay = seconds
+
+    def restore(self, *, silent_leftovers: bool = False) -> None:
+        """Back to normal. Connections held by a black hole are dropped (as a real network's
+        would be by then): the client must notice and open new ones.
+
+        With `silent_leftovers` they are not dropped but forgotten: the client's end stays open
+        and silent for good while the server's end is closed (a NAT or firewall lost their
+        state, or the server restarted behind it, and no reset ever reaches the client). New
+        connections work; only a client that checks its connection notices.
+        """
         self._cut.clear()
+        self._delay = 0.0
+        if not self._flowing.is_set():
+            with self._lock:
+                pairs, self._pairs = self._pairs, set()
+                if silent_leftovers:
+                    self._silenced.update(client for client, _ in pairs)
+                    self._held.extend(client for client, _ in pairs)
+                    held = []
+                else:
+                    held, self._held = self._held, []
+            for client, upstream in pairs:
+                _close(*((upstream,) if silent_leftovers else (client, upstream)))
+            _close(*held)
+        self._flowing.set()
 
     def stop(self) -> None:
         self._stop.set()
+        self._flowing.set()
         self.cut()
+        with self._lock:
+            held, self._held = self._held, []
+        _close(*held)
         _close(self._listener)
         self._thread.join(5)
 
@@ -56,6 +101,10 @@ class TcpProxy:
                 return
             if self._cut.is_set():
                 _close(client)
+                continue
+            if not self._flowing.is_set():
+                with self._lock:
+                    self._held.append(client)
                 continue
             try:
                 upstream = socket.create_connection(self.target, timeout=5)
@@ -80,10 +129,19 @@ class TcpProxy:
                 with self._lock:
                     if pair not in self._pairs:
                         return
+                if not self._flowing.is_set():
+                    self._flowing.wait(0.2)  # black hole: nothing is read, nothing forwarded
+                    continue
                 for key, _ in selector.select(timeout=0.2):
                     data = key.fileobj.recv(65536)
                     if not data:
                         return
+                    if self._delay:
+                        time.sleep(self._delay)
+                    while not self._flowing.is_set():  # black-holed while this chunk waited
+                        if self._stop.is_set() or pair not in self._pairs:
+                            return
+                        self._flowing.wait(0.2)
                     key.data.setblocking(True)
                     key.data.sendall(data)
                     key.data.setblocking(False)
@@ -93,7 +151,8 @@ class TcpProxy:
             selector.close()
             with self._lock:
                 self._pairs.discard(pair)
-            _close(client, upstream)
+                silenced = client in self._silenced
+            _close(*((upstream,) if silenced else (client, upstream)))
 
 
 def _close(*socks: socket.socket) -> None:

@@ -1,5 +1,7 @@
-"""While PostgreSQL or Redis restarts, a production server process answers 503 in the API's
-error shape (not a hang, not a crash) and recovers by itself once the service is back.
+"""While PostgreSQL restarts, a production server process answers 503 in the API's error shape
+(not a hang, not a crash); while Redis restarts, it serves on without it (tests/scale/
+test_redis_faults.py has the silent kind). Either way it recovers by itself once the service is
+back.
 
 The outage is played with a TCP proxy between the server and the real service, so the
 machine's PostgreSQL and Redis keep running for everyone else.
@@ -108,8 +110,9 @@ def test_redis_outage_keeps_shopping_up_and_socket_news_comes_back(
         assert host.get("/products").status_code == 200  # the shop does not need Redis
         late = Viewer(server.url, session_id)
         try:
-            ack = late.join()  # viewer counts live in Redis: a clear answer, not a dropped event
-            assert ack == {"error": {"code": "unavailable", "message": ack["error"]["message"]}}
+            ack = late.join()  # watching does not need Redis: the count is this process's own
+            assert ack["ok"] is True, ack
+            assert isinstance(ack["state"]["viewers"], int)
         finally:
             late.close()
         assert server.proc.poll() is None, "the server process died"

@@ -88,6 +88,27 @@ def test_nested_fields_list_items_and_dict_keys_are_named(factory, login_as) -> 
     assert_refused(response, "live_prices", "1\\ud800")  # the key named with an escape
 
 
+def test_errors_on_list_items_and_on_the_whole_list_are_answered_together(
+    app, factory, login_as, db
+) -> None:
+    """The reported crash: item 1 is not an object and two variants share a name, so the errors
+    are keyed 1 and "_schema" in one dict; the JSON writer sorts keys (Flask's default) and
+    crashed on mixing them, answering 500 instead of the 422."""
+    from shop.models import Product
+
+    assert app.json.sort_keys
+    admin = login_as(factory.user("admin"))
+    leg = {"name": "2 kg leg", "price": 8800, "stock": 3}
+    body = {"name": "羊腿", "cooperative_id": factory.cooperative(), "variants": [leg, 0, leg]}
+
+    response = admin.post("/products", body)
+
+    assert response.status_code == 422, response.get_data(as_text=True)
+    variants = response.get_json()["error"]["fields"]["variants"]
+    assert set(variants) == {"1", "_schema"}
+    assert db.session.scalar(db.select(db.func.count()).select_from(Product)) == 0
+
+
 def test_chat_over_http_refuses_a_lone_surrogate(factory, login_as) -> None:
     host = login_as(factory.user("host"))
     session_id = host.post("/live-sessions", {"title": "直播"}).get_json()["id"]
