@@ -50,6 +50,11 @@ class Config:
     DB_POOL_SIZE = int(os.environ.get("DB_POOL_SIZE", "20"))
     DB_MAX_OVERFLOW = int(os.environ.get("DB_MAX_OVERFLOW", "0"))
     DB_POOL_TIMEOUT = _env_float("DB_POOL_TIMEOUT", 5.0)
+    # Budgets of their own (shop/budgets.py), so a storm of viewers joining cannot take the
+    # connections checkout and the expiry pass need: socket events, and background work. Each
+    # process holds DB_POOL_SIZE + these. 0: that work shares the requests' pool.
+    DB_SOCKET_POOL_SIZE = int(os.environ.get("DB_SOCKET_POOL_SIZE", "5"))
+    DB_BACKGROUND_POOL_SIZE = int(os.environ.get("DB_BACKGROUND_POOL_SIZE", "3"))
     # PostgreSQL that goes silent (a cable, a firewall, a frozen host) must not hold connections
     # until TCP gives up (15 minutes and more): sent data unacknowledged this long, or an idle
     # connection whose keepalive probes go unanswered (idle 10 s, every 5 s, 3 tries), drops the
@@ -66,9 +71,12 @@ class Config:
 
     REDIS_URL = os.environ.get("REDIS_URL") or None
     # Every Redis call (Socket.IO news, viewer counts, chat, join and login limits) gives up
-    # after this many seconds; that part then goes on without Redis (README "When PostgreSQL or
-    # Redis restarts") and tries Redis again REDIS_CHECK_SECONDS later.
+    # after this many seconds; that part then goes on without Redis (README "Outages: what a
+    # user sees") and tries Redis again REDIS_CHECK_SECONDS later.
     REDIS_TIMEOUT_SECONDS = _env_float("REDIS_TIMEOUT_SECONDS", 1.0)
+    # Connections each Redis user in a process (viewer counts, chat and join limits, Socket.IO
+    # news) may hold; a call that finds none free waits up to REDIS_TIMEOUT_SECONDS for one.
+    REDIS_MAX_CONNECTIONS = int(os.environ.get("REDIS_MAX_CONNECTIONS", "50"))
     # The Socket.IO listener pings Redis on its subscription after this many quiet seconds and
     # reconnects when no answer comes within REDIS_TIMEOUT_SECONDS; /healthz is 503
     # (socketio_listener) once it has heard nothing for twice this plus the timeout.
@@ -141,6 +149,9 @@ class Config:
     RATELIMIT_HEADERS_ENABLED = True  # a 429 says when to retry (Retry-After)
     # Stock news to viewers is coalesced: at most one `stock` event per variant per interval.
     STOCK_BROADCAST_INTERVAL = _env_float("STOCK_BROADCAST_INTERVAL", 0.5)
+    # A room's viewer count is sent at most once per this many seconds: 1,200 viewers arriving
+    # get one count per interval, not one per arrival (every event goes to every viewer).
+    VIEWER_COUNT_INTERVAL = _env_float("VIEWER_COUNT_INTERVAL", 2.0)
     # After a live checkout found a variant sold out, this process refuses further taps on it
     # without a transaction for this long (a restock in this process ends it at once; one in
     # another process within this time). 0 turns it off.
@@ -163,6 +174,13 @@ class Config:
     # turns both off, as it does the login limit.
     SOCKET_CONNECTIONS_PER_ADDRESS = int(os.environ.get("SOCKET_CONNECTIONS_PER_ADDRESS", "200"))
     JOIN_RATE_LIMIT = os.environ.get("JOIN_RATE_LIMIT", "120 per minute")
+    # A joining viewer is told the session's status and pin from this process's memory, kept
+    # current by the news (live/rooms.py); it is read from the database again after this many
+    # seconds at the latest (news lost while Redis was away heals by then).
+    ROOM_CACHE_SECONDS = _env_float("ROOM_CACHE_SECONDS", 10.0)
+    # Viewer visits and counts noted by joins are written together this often, in the
+    # background (live/viewers.py ViewerLedger). 0 writes each at once.
+    VIEWER_RECORD_SECONDS = _env_float("VIEWER_RECORD_SECONDS", 2.0)
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -222,6 +240,10 @@ class TestConfig(Config):
     STRIPE_WEBHOOK_SECRET = None
     REDIS_URL = None
     RATELIMIT_STORAGE_URI = "memory://"
+    # In-process tests share one pool (server-process tests run with the production budgets).
+    DB_SOCKET_POOL_SIZE = 0
+    DB_BACKGROUND_POOL_SIZE = 0
+    VIEWER_RECORD_SECONDS = 0.0  # a join's visit is in the database when its ack arrives
     STOCK_BROADCAST_INTERVAL = 0.0
     # Same scheme, far cheaper parameters: hashing a password costs ~0.4 s with the defaults.
     PASSWORD_HASH_METHOD = "scrypt:1024:8:1"

@@ -8,6 +8,9 @@
 (3) M buyers tap instant checkout within two seconds on S units, then pay;
 (4) sustained checkout at 32 and 256 concurrent buyers on plentiful stock;
 (5) the same sustained load at 32 on bench.minimal_app, bare Flask running (1)'s transaction.
+With `--arrival N` (bench.arrival), (2) and (3) become one phase: N page viewers arrive over
+`--arrival-seconds` while the crowd taps, questions are asked and the host pins; `--storm`
+(bench.storm) then cuts every viewer off at once and times their re-sync.
 Only 127.0.0.1 traffic; every phase has a count and a time limit. See BENCHMARKS.md.
 """
 
@@ -24,7 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench import summary
+from bench import arrival, storm, summary
 from bench.clients import (
     Browser,
     connect_viewers,
@@ -36,6 +39,7 @@ from bench.clients import (
     sustained,
     sustained_minimal,
 )
+from bench.meters import Meters
 from bench.payments import WEBHOOK_SECRET, pay_all, stripe_stub
 from bench.rawdb import raw_db_tps
 from bench.servers import (
@@ -75,9 +79,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--pool-size", type=int, default=None, help="DB_POOL_SIZE per process")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--no-minimal", action="store_true", help="skip the minimal-app phase")
+    parser.add_argument("--arrival", type=int, default=0, help="page viewers arriving in the sale")
+    parser.add_argument("--arrival-seconds", type=float, default=10.0)
+    parser.add_argument("--questions", type=int, default=20, help="questions asked meanwhile")
+    parser.add_argument(
+        "--storm", nargs="?", const="kill", choices=["kill", "drop"], help="then a reconnect storm"
+    )
+    parser.add_argument("--storm-seconds", type=float, default=30.0, help="storm deadline")
     args = parser.parse_args(argv)
     if args.processes < 1 or args.viewers < 0 or args.buyers < 1 or args.stock < 0:
         parser.error("processes and buyers must be >= 1; viewers and stock >= 0")
+    if args.arrival < 0 or args.arrival_seconds <= 0 or (args.storm and not args.arrival):
+        parser.error("--arrival must be >= 0 with --arrival-seconds > 0; --storm needs it")
     return args
 
 
@@ -102,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"server {server.url} worker pid {server.worker_pid()}", flush=True)
     try:
         urls = [args.via] if args.via else [s.url for s in servers]
-        results.update(asyncio.run(run_phases(args, data, urls, servers, stub)))
+        pg_url = database_url if args.db == "postgres" else None
+        results.update(asyncio.run(run_phases(args, data, urls, servers, stub, pg_url)))
     finally:
         stop_all(servers)
         if stub is not None:
@@ -193,7 +207,7 @@ def _minimal(args: argparse.Namespace, database_url: str, workdir: Path) -> dict
     }
 
 
-async def run_phases(args, data: BenchData, urls: list[str], servers, stub) -> dict:
+async def run_phases(args, data: BenchData, urls: list[str], servers, stub, pg_url) -> dict:
     out: dict = {}
     groups = args.source_groups or None
     host = Browser(urls[0])
@@ -203,22 +217,20 @@ async def run_phases(args, data: BenchData, urls: list[str], servers, stub) -> d
     sampler = summary.RssSampler(servers)
     sampler.start()
     try:
-        print(f"(2) connecting {args.viewers} viewers ...", flush=True)
-        viewers, sessions, failed = await connect_viewers(
-            urls,
-            args.viewers,
-            data.session_id,
-            groups=groups,
-            websocket_only=not args.polling_first,
-        )
-        out.update(viewers=args.viewers, viewers_connected=len(viewers), viewer_failures=failed)
-        await asyncio.sleep(1.0)
-        out.update(await _fanout(host, data, viewers))
-        print(f"(3) flash crowd: {len(buyers)} taps in 2 s on {args.stock} units ...", flush=True)
-        out.update(await _flash(buyers, data, args, stub))
-        out["events_received"] = sum(v.events for v in viewers)
-        out["viewers_dropped"] = sum(v.dropped for v in viewers)
-        await disconnect_viewers(viewers, sessions)
+        if args.arrival:
+            scene = arrival.Scene(
+                args=args,
+                data=data,
+                urls=urls,
+                servers=servers,
+                host=host,
+                buyers=buyers,
+                flash=lambda: _flash(buyers, data, args, stub),
+                meters=Meters(servers, urls, data.session_id, pg_url),
+            )
+            out.update(await _arrival_and_storm(scene))
+        else:
+            out.update(await _viewers_and_crowd(args, data, urls, host, buyers, stub))
     finally:
         out.update(await sampler.stop())
     await _pin(host, data.session_id, data.bulk_product_id, None)
@@ -235,6 +247,51 @@ async def run_phases(args, data: BenchData, urls: list[str], servers, stub) -> d
         out[f"sustained_{level}"] = result
     for browser in [host, *buyers]:
         await browser.close()
+    return out
+
+
+async def _viewers_and_crowd(args, data: BenchData, urls, host, buyers, stub) -> dict:
+    """(2) and (3): viewers connect, the host pins, then the flash crowd taps and pays."""
+    print(f"(2) connecting {args.viewers} viewers ...", flush=True)
+    viewers, sessions, failed = await connect_viewers(
+        urls,
+        args.viewers,
+        data.session_id,
+        groups=args.source_groups or None,
+        websocket_only=not args.polling_first,
+    )
+    out: dict = {"viewers": args.viewers, "viewers_connected": len(viewers)}
+    out["viewer_failures"] = failed
+    await asyncio.sleep(1.0)
+    out.update(await _fanout(host, data, viewers))
+    print(f"(3) flash crowd: {len(buyers)} taps in 2 s on {args.stock} units ...", flush=True)
+    out.update(await _flash(buyers, data, args, stub))
+    out["events_received"] = sum(v.events for v in viewers)
+    out["viewers_dropped"] = sum(v.dropped for v in viewers)
+    await disconnect_viewers(viewers, sessions)
+    return out
+
+
+async def _arrival_and_storm(scene: arrival.Scene) -> dict:
+    """(2)+(3) as one phase with page viewers arriving, then (with --storm) the storm."""
+    args = scene.args
+    await scene.meters.start()
+    crowd = None
+    try:
+        print(
+            f"(2+3) {args.arrival} viewers arrive in {args.arrival_seconds:g} s during the sale"
+            f" ({len(scene.buyers)} taps on {args.stock} units, {args.questions} questions) ...",
+            flush=True,
+        )
+        out, crowd = await arrival.arrival(scene, args.arrival, args.arrival_seconds)
+        if args.storm:
+            print(f"(2b) reconnect storm ({args.storm}) ...", flush=True)
+            out.update(await storm.storm(scene, crowd.viewers, args.storm))
+        out["engineio_pings"] = arrival.ping_lateness(crowd.viewers)
+    finally:
+        if crowd is not None:
+            await crowd.close()
+        await scene.meters.stop()
     return out
 
 

@@ -14,6 +14,18 @@ TARGETS = {
     "checkout_p99_ms": ("≤ 500 ms", lambda r: r.get("checkout_p99_ms"), 500, "max"),
     "oversold": ("0", lambda r: r.get("oversold"), 0, "max"),
     "server_rss_mb": ("≤ 256 MB (1,000 viewers)", lambda r: r.get("server_rss_mb"), 256, "max"),
+    # issue 14: 1,200 viewers arriving within 10 s on two processes with Redis
+    "join_p99_ms": ("≤ 1,000 ms", lambda r: _arrival(r).get("join_p99_ms"), 1000, "max"),
+    "failed_join_attempts": ("0", lambda r: _arrival(r).get("failed_join_attempts"), 0, "max"),
+    "never_joined": ("0", lambda r: _arrival(r).get("never_joined"), 0, "max"),
+    "viewers_dropped": ("0", lambda r: _arrival(r).get("viewers_dropped"), 0, "max"),
+    "pin_worst_all_reached_ms": (
+        "≤ 2,000 ms, none missed",
+        lambda r: _arrival(r).get("pin_worst_all_reached_ms", 10**9) if _arrival(r) else None,
+        2000,
+        "max",
+    ),
+    "not_resynced_15s": ("0", lambda r: (r.get("storm") or {}).get("not_resynced_15s"), 0, "max"),
 }
 # Ratios keep derive()'s three places in the table: 0.039 must not print as 0.0.
 RATIOS = {"ratio_to_db", "rps_256_over_32", "minimal_ratio_to_db", "checkout_vs_minimal"}
@@ -97,6 +109,11 @@ def derive(results: dict) -> None:
     results["checkout_vs_minimal"] = (
         round(rps32 / minimal, 3) if minimal and rps32 is not None else None
     )
+    arrival = _arrival(results)
+    probes = [p for p in arrival.get("event_probe_p50_ms", []) if p]
+    if arrival.get("join_p50_ms") and probes:
+        # a join against a no-op event (`leave`) on the same processes in the same seconds
+        arrival["join_p50_vs_noop_event"] = round(arrival["join_p50_ms"] / max(probes), 1)
 
 
 def _verdict(kind: str, value, limit) -> str:
@@ -132,6 +149,8 @@ def table(results: dict) -> str:
         ("intents_peak_per_s", results.get("intents_peak_per_s")),
         ("server_rss_mb (peak)", results.get("server_rss_mb")),
         ("db_locked_errors", results.get("db_locked_errors")),
+        *_arrival_rows(results),
+        *_storm_rows(results),
     ]
     lines = [f"{'figure':<26} {'value':>16}  target", "-" * 72]
     for label, value in rows:
@@ -143,6 +162,81 @@ def table(results: dict) -> str:
         shown = f"{value:.3f}" if key in RATIOS and isinstance(value, float) else _fmt(value)
         lines.append(f"{label:<26} {shown:>16}  {target}")
     return "\n".join(lines)
+
+
+def _arrival(results: dict) -> dict:
+    return results.get("arrival") or {}
+
+
+def _triple(figures: dict, prefix: str) -> str:
+    values = [figures.get(f"{prefix}_{q}_ms") for q in ("p50", "p99", "max")]
+    return " / ".join(_fmt(v) for v in values)
+
+
+def _cpu(figures: dict) -> str:
+    """client / servers / PostgreSQL / everything else: CPU seconds in the phase, and its wall."""
+    cpu = figures.get("cpu") or {}
+    servers = "+".join(_fmt(s) for s in cpu.get("servers_cpu_s", []))
+    parts = [cpu.get("client_cpu_s"), servers, cpu.get("postgres_cpu_s"), cpu.get("other_cpu_s")]
+    return " / ".join(_fmt(p) for p in parts) + f" in {_fmt(cpu.get('wall_s'))}"
+
+
+def _count(count: dict) -> str:
+    """What the processes show, and seconds until they (then every viewer) show the truth."""
+    return (
+        f"{count.get('shown_by_each_process')} of {count.get('joined_now')} / "
+        f"{_fmt(count.get('processes_right_s'))}, {_fmt(count.get('viewers_right_s'))}"
+    )
+
+
+def _back(back: dict) -> str:
+    return f"{back.get('answering_s')} / {back.get('healthy_s')}"
+
+
+def _arrival_rows(results: dict) -> list[tuple[str, object]]:
+    a = _arrival(results)
+    if not a:
+        return []
+    pins = a.get("pins", [])
+    return [
+        ("arrival viewers / seconds", f"{a.get('viewers')} / {a.get('seconds')}"),
+        ("joined", a.get("joined")),
+        ("never_joined", a.get("never_joined")),
+        ("join p50/p99/max ms", _triple(a, "join")),
+        ("join_p99_ms", a.get("join_p99_ms")),
+        ("join+retries p50/p99/max", _triple(a, "join_with_retries")),
+        ("join p50 / no-op event p50", a.get("join_p50_vs_noop_event")),
+        ("failed_join_attempts", a.get("failed_join_attempts")),
+        ("viewers_dropped", a.get("viewers_dropped")),
+        ("drops (total)", a.get("drops")),
+        ("pin reach max ms (each)", " / ".join(_fmt(p.get("reach_max_ms")) for p in pins)),
+        ("pin missed 5 s (each)", " / ".join(str(p.get("missed_5s")) for p in pins)),
+        ("pin_worst_all_reached_ms", a.get("pin_worst_all_reached_ms")),
+        ("every question / joined", f"{a.get('viewers_with_every_question')} / {a.get('joined')}"),
+        ("count shown / right after s", _count(a.get("viewer_count") or {})),
+        ("drops until 1st ping", (a.get("first_pings") or {}).get("drops")),
+        ("1st ping late max ms", (a.get("first_pings") or {}).get("ping_late_max_ms")),
+        ("pool timeouts (each)", a.get("log_pool_timeouts")),
+        ("event probe p99 ms (each)", a.get("event_probe_p99_ms")),
+        ("CPU s client/srv/pg/rest", _cpu(a)),
+    ]
+
+
+def _storm_rows(results: dict) -> list[tuple[str, object]]:
+    s = results.get("storm")
+    if not s:
+        return []
+    return [
+        ("storm kind / viewers cut", f"{s.get('kind')} / {s.get('viewers_cut')}"),
+        ("servers answer / 200 after s", _back(s.get("servers_back_after_s") or {})),
+        ("rejoin p50/p99/max ms", _triple(s, "rejoin")),
+        ("resync p50/p99/max ms", _triple(s, "resync")),
+        ("not_resynced_15s", s.get("not_resynced_15s")),
+        ("storm failed join attempts", s.get("failed_join_attempts")),
+        ("storm count / right after s", _count(s.get("viewer_count") or {})),
+        ("storm pool timeouts (each)", s.get("log_pool_timeouts")),
+        ("storm CPU client/srv/pg/rest", _cpu(s)),
+    ]
 
 
 def _flash_summary(results: dict) -> str:

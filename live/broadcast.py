@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask
@@ -25,9 +26,41 @@ def room(session_id: int) -> str:
     return f"live-session-{session_id}"
 
 
+#: Called with (event, data) for every piece of news to a room, this process's own (from
+#: `emit`) and, with Redis, the other processes' (`heard`): live.rooms keeps its rooms current.
+_listeners: list[Callable[[str, Any], None]] = []
+
+
+def on_news(listener: Callable[[str, Any], None]) -> None:
+    _listeners.append(listener)
+
+
+def heard(event: str, data: Any) -> None:
+    """News for the rooms, from here or from another process."""
+    for listener in list(_listeners):
+        try:
+            listener(event, data)
+        except Exception:  # a listener never stops the news
+            log.exception("a news listener failed on %r", event)
+
+
 def emit(event: str, data: dict[str, Any], session_id: int) -> None:
     """Send `event` to everyone watching `session_id`."""
+    heard(event, data)
     socketio.emit(event, data, to=room(session_id), namespace=NAMESPACE)
+
+
+def listen_to_other_processes() -> None:
+    """Have the Socket.IO queue (with Redis) pass the other processes' news to `heard`."""
+    manager = getattr(socketio.server, "manager", None)
+    listeners = getattr(manager, "news_listeners", None)
+    if listeners is not None and _from_queue not in listeners:
+        listeners.append(_from_queue)
+
+
+def _from_queue(event: str, data: Any, namespace: str | None) -> None:
+    if namespace == NAMESPACE:
+        heard(event, data)
 
 
 class StockNews:
@@ -68,11 +101,12 @@ class StockNews:
     @staticmethod
     def _send(app: Flask, variant_ids: set[int]) -> None:
         from live.services import pinned_variant_sessions
+        from shop.budgets import BACKGROUND, budget
         from shop.extensions import db
 
         if not variant_ids:
             return
-        with app.app_context():
+        with app.app_context(), budget(BACKGROUND):
             try:
                 rows = pinned_variant_sessions(sorted(variant_ids))
             finally:

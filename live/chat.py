@@ -7,6 +7,7 @@ from datetime import datetime
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import joinedload
 
 from live import broadcast, throttle
 from live.errors import ChatClosed, MessageNotFound, TooManyMessages
@@ -72,6 +73,7 @@ def list_messages(session_id: int, *, kind: str | None = None, limit: int = 200)
     query = select(Message).where(Message.session_id == session_id, Message.hidden.is_(False))
     if kind:
         query = query.where(Message.kind == kind)
+    query = query.options(joinedload(Message.user))  # the author's name, in the same query
     latest = list(db.session.scalars(query.order_by(Message.id.desc()).limit(limit)))
     return latest[::-1]
 

@@ -10,6 +10,7 @@ and is forwarded to the rooms.
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -17,20 +18,29 @@ from flask import current_app, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
 
-from live import broadcast, chat, checkout, identity, services, throttle, viewers
+from live import broadcast, chat, checkout, identity, rooms, throttle, viewers
 from live.errors import SessionNotFound, TooManyRequests
 from live.schemas import JoinEventSchema, LeaveEventSchema, MessageEventSchema
 from shop import signals
 from shop.accounts import require_user
+from shop.budgets import SOCKETS, budget
+from shop.errors import discard_session
 from shop.extensions import socketio
+from shop.models import Role
 from shop.sockets import error_ack, socket_event
 
 NS = broadcast.NAMESPACE
+log = logging.getLogger(__name__)
 
 # sid -> {session id: the identity it counts under there (None: watching, not counted)}, so a
 # dropped connection leaves every room it joined and un-counts exactly what it counted.
 _joined: dict[str, dict[int, str | None]] = {}
 _joined_lock = threading.Lock()
+
+
+# sid -> (who counts, the browser's anonymous identity, user id), taken once at connect: a
+# join then needs no user lookup (the page reconnects its socket after a login).
+_identities: dict[str, tuple[str | None, str | None, int | None]] = {}
 
 
 @socketio.on("connect", namespace=NS)
@@ -40,53 +50,66 @@ def on_connect(auth: Any = None) -> bool:
     if not throttle.open_socket(request.sid, identity.client_address()):
         refused = TooManyRequests()
         raise ConnectionRefusedError(refused.message, {"error": error_ack(refused)["error"]})
+    with budget(SOCKETS):
+        try:
+            who, browser = identity.viewer_identities()  # loads a logged-in viewer's user
+            user_id = current_user.id if current_user.is_authenticated else None
+        except Exception:  # the database is away: watch as this browser until the next connect
+            log.warning("socket connect: the viewer's login could not be read", exc_info=True)
+            anonymous = identity.anonymous_id(request.cookies)
+            who = browser = f"a:{anonymous}" if anonymous else None
+            user_id = None
+        finally:
+            discard_session()
+    _identities[request.sid] = (who, browser, user_id)
     return True
 
 
 @socketio.on("join", namespace=NS)
 @socket_event(JoinEventSchema())
 def on_join(data: dict) -> dict:
-    """Watch a session: its room's news, counted once per viewer identity (or not at all)."""
+    """Watch a session: its room's news, counted once per viewer identity (or not at all).
+
+    The session's status and pin come from this process's rooms (live.rooms), the identity
+    from the connect, and the visit and count are noted for the ledger's next write: a
+    viewer's join costs no database round trip.
+    """
     session_id = data["session_id"]
-    if data["console"]:
-        live = services.get_session(session_id)
-        if services.can_host(current_user, live):
-            # the host console listens to the room without counting as a viewer, and is never
-            # refused because the viewers behind its office's address joined too often
-            join_room(broadcast.room(session_id))
-            return {"ok": True, "state": _state(live, viewers.count(session_id))}
+    room = rooms.rooms().get(session_id)
+    if data["console"] and _may_host(room):
+        # the host console listens to the room without counting as a viewer, and is never
+        # refused because the viewers behind its office's address joined too often
+        join_room(broadcast.room(session_id))
+        return {"ok": True, "state": room.state(viewers.count(session_id))}
     if not throttle.allow_join(identity.client_address()):
         raise TooManyRequests()
-    live = services.get_session(session_id)
     app = current_app._get_current_object()
     join_room(broadcast.room(session_id))
-    who, browser = identity.viewer_identities()
+    who, browser, user_id = _identities.get(request.sid, (None, None, None))
     with _joined_lock:
-        rooms = _joined.setdefault(request.sid, {})
-        first = session_id not in rooms
+        joined = _joined.setdefault(request.sid, {})
+        first = session_id not in joined
         if first:
-            rooms[session_id] = who
+            joined[session_id] = who
         else:
-            who = rooms[session_id]  # a second join of the same socket changes nothing
+            who = joined[session_id]  # a second join of the same socket changes nothing
     store = viewers.counter()
     counted = first and who is not None
     count = store.add(session_id, who, request.sid) if counted else store.count(session_id)
-    if counted and live.status != "ended":
-        user_id = current_user.id if current_user.is_authenticated else None
-        viewers.record_visit(session_id, who, user_id, browser_key=browser)
-        viewers.record_count(session_id, count)
+    if counted and room.status != "ended":
+        ledger = viewers.ledger(app)
+        ledger.visit(app, session_id, who, user_id, browser)
+        ledger.count(app, session_id, count)
     viewers.ensure_sampler(app)
     if counted:
         viewers.announce(app, session_id)
-    return {"ok": True, "state": _state(live, count)}
+    return {"ok": True, "state": room.state(count)}
 
 
-def _state(live, count: int) -> dict:
-    return {
-        "status": live.status,
-        "pinned": services.pin_data(services.current_pin(live.id)),
-        "viewers": count,
-    }
+def _may_host(room: rooms.Room) -> bool:
+    """Its host or an admin (the console asks; a user lookup, as the console is one client)."""
+    user = current_user
+    return bool(user.is_authenticated and (user.role == Role.ADMIN or user.id == room.host_id))
 
 
 def _leave(sid: str, session_id: int) -> None:
@@ -115,6 +138,7 @@ def on_leave(data: dict) -> dict:
 @socket_event(payload=False)
 def on_disconnect(reason: Any = None) -> None:
     throttle.close_socket(request.sid)
+    _identities.pop(request.sid, None)
     with _joined_lock:
         rooms = list(_joined.get(request.sid, ()))
     for session_id in rooms:

@@ -26,7 +26,7 @@ from limits.storage import MemoryStorage, storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 from redis.exceptions import RedisError
 
-from shop.redis_link import Breaker
+from shop.redis_link import Breaker, bounded_pool
 
 STORAGE_ERRORS = (RedisError, StorageError, OSError)
 
@@ -35,7 +35,13 @@ class Throttle:
     """One app's limiter and its count of open sockets per client address."""
 
     def __init__(
-        self, storage_uri: str, prefix: str, *, timeout: float = 1.0, retry_after: float = 5.0
+        self,
+        storage_uri: str,
+        prefix: str,
+        *,
+        timeout: float = 1.0,
+        retry_after: float = 5.0,
+        size: int = 50,
     ) -> None:
         # limits' MemoryStorage makes a lock per key lazily; two threads hitting a new key at
         # once could each get their own. One lock in front keeps the memory path atomic.
@@ -44,7 +50,9 @@ class Throttle:
         self._shared: MovingWindowRateLimiter | None = None  # None: memory is the storage
         if not storage_uri.startswith("memory"):
             options = {}
-            if storage_uri.startswith(("redis", "rediss", "valkey")):
+            if storage_uri.startswith(("redis://", "rediss://")):
+                options = {"connection_pool": bounded_pool(storage_uri, timeout, size)}
+            elif storage_uri.startswith("valkey"):
                 options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
             self._shared = MovingWindowRateLimiter(storage_from_string(storage_uri, **options))
         self._breaker = Breaker("chat and join limits (counted per process meanwhile)", retry_after)
@@ -102,6 +110,7 @@ def throttle(app: Flask | None = None) -> Throttle:
                     app.config["SOCKETIO_CHANNEL"],
                     timeout=app.config["REDIS_TIMEOUT_SECONDS"],
                     retry_after=app.config["REDIS_CHECK_SECONDS"],
+                    size=app.config["REDIS_MAX_CONNECTIONS"],
                 )
     return found
 

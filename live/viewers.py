@@ -36,6 +36,8 @@ from datetime import datetime
 from flask import Flask, current_app
 from redis.exceptions import RedisError
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 
 from live import broadcast
@@ -43,11 +45,10 @@ from live.models import LiveSession, SessionStatus, ViewerSample, ViewerVisit
 from shop.database import begin_write
 from shop.extensions import db, socketio
 from shop.models import utcnow
-from shop.redis_link import Breaker, client_options
+from shop.redis_link import Breaker, bounded_pool
 
 log = logging.getLogger(__name__)
 
-BROADCAST_INTERVAL = 1.0  # seconds: a crowd joining at once gets one count per second
 HEARTBEAT_BATCH = 1000  # seats per script call, so one call never holds Redis for long
 
 
@@ -164,10 +165,11 @@ class RedisCounter:
         stale_seconds: float,
         timeout: float = 1.0,
         retry_after: float = 5.0,
+        size: int = 50,
     ) -> None:
         import redis
 
-        client = redis.Redis.from_url(url, **client_options(timeout))
+        client = redis.Redis(connection_pool=bounded_pool(url, timeout, size))
         self._script = client.register_script(self._SCRIPT)
         self._breaker = Breaker("viewer counts (this process's own meanwhile)", retry_after)
         self._prefix = prefix
@@ -271,6 +273,7 @@ def _make_counter(app: Flask) -> MemoryCounter | RedisCounter:
         stale_seconds=app.config["VIEWER_STALE_SECONDS"],
         timeout=app.config["REDIS_TIMEOUT_SECONDS"],
         retry_after=app.config["REDIS_CHECK_SECONDS"],
+        size=app.config["REDIS_MAX_CONNECTIONS"],
     )
 
 
@@ -380,6 +383,122 @@ def record_count(session_id: int, viewers: int, *, now=None) -> None:
     db.session.commit()
 
 
+# --- what reports keep, written in batches off the event path ----------------------------------
+
+
+class ViewerLedger:
+    """Visits and counts to write, collected from joins and written together by one background
+    task every VIEWER_RECORD_SECONDS, with the background work's own connections.
+
+    A join only notes what happened (in memory): 1,200 viewers arriving cost a few short
+    transactions instead of thousands on the socket events' connections, and no join waits for
+    one. A viewer this process has recorded already (a re-join after a reconnect) is not noted
+    again. With VIEWER_RECORD_SECONDS 0 each note is written at once (the tests).
+    """
+
+    SEEN_LIMIT = 200_000  # remembered (session, viewer) pairs; past it, start over
+
+    def __init__(self) -> None:
+        self._visits: dict[tuple[int, str], tuple[int | None, str | None]] = {}
+        self._counts: dict[int, int] = {}
+        self._seen: set[tuple[int, str, str | None]] = set()
+        self._scheduled = False
+        self._lock = threading.Lock()
+
+    def visit(
+        self,
+        app: Flask,
+        session_id: int,
+        viewer_key: str,
+        user_id: int | None,
+        browser_key: str | None,
+    ) -> None:
+        seen = (session_id, viewer_key, browser_key)
+        with self._lock:
+            if seen in self._seen:
+                return
+            if len(self._seen) >= self.SEEN_LIMIT:
+                self._seen.clear()
+            self._seen.add(seen)
+            self._visits.setdefault((session_id, viewer_key), (user_id, browser_key))
+        self._soon(app)
+
+    def count(self, app: Flask, session_id: int, viewers: int) -> None:
+        with self._lock:
+            self._counts[session_id] = max(viewers, self._counts.get(session_id, 0))
+        self._soon(app)
+
+    def _soon(self, app: Flask) -> None:
+        interval = float(app.config["VIEWER_RECORD_SECONDS"])
+        if interval <= 0:
+            self.write(app)
+            return
+        with self._lock:
+            if self._scheduled:
+                return
+            self._scheduled = True
+        socketio.start_background_task(self._write_later, app, interval)
+
+    def _write_later(self, app: Flask, interval: float) -> None:
+        socketio.sleep(interval)
+        with self._lock:
+            self._scheduled = False
+        self.write(app)
+
+    def write(self, app: Flask) -> None:
+        """Write what was noted; a failure is logged and its notes are dropped (the per-minute
+        sampler records the count again; a lost visit only lowers "unique viewers")."""
+        from shop.budgets import BACKGROUND, budget
+
+        with self._lock:
+            visits, self._visits = self._visits, {}
+            counts, self._counts = self._counts, {}
+        if not visits and not counts:
+            return
+        with app.app_context(), budget(BACKGROUND):
+            try:
+                _write_visits(visits)
+                for session_id, viewers in counts.items():
+                    record_count(session_id, viewers)
+            except Exception:  # noqa: BLE001 - the next notes get their own try
+                log.exception("writing %d viewer visits failed", len(visits))
+                db.session.rollback()
+            finally:
+                db.session.remove()
+
+
+def _write_visits(visits: dict[tuple[int, str], tuple[int | None, str | None]]) -> None:
+    """Insert the plain visits in one statement (a viewer already recorded is skipped by the
+    unique key), then, one by one, the logged-in viewers' visits that take over their browser's
+    (which may have been among the plain ones: watching, then logging in to buy)."""
+    plain, taking_over = [], []
+    for (session_id, viewer_key), (user_id, browser_key) in visits.items():
+        if browser_key and browser_key != viewer_key:
+            taking_over.append((session_id, viewer_key, user_id, browser_key))
+        else:
+            row = {"session_id": session_id, "viewer_key": viewer_key, "user_id": user_id}
+            plain.append({**row, "first_seen": utcnow()})
+    if plain:
+        begin_write()
+        dialect = db.session.get_bind().dialect.name
+        insert_new = pg_insert if dialect == "postgresql" else sqlite_insert
+        db.session.execute(
+            insert_new(ViewerVisit)
+            .values(plain)
+            .on_conflict_do_nothing(index_elements=["session_id", "viewer_key"])
+        )
+        db.session.commit()
+    for session_id, viewer_key, user_id, browser_key in taking_over:
+        record_visit(session_id, viewer_key, user_id, browser_key=browser_key)
+
+
+def ledger(app: Flask) -> ViewerLedger:
+    found = app.extensions.get("farmlive.viewer_ledger")
+    if found is None:
+        found = app.extensions.setdefault("farmlive.viewer_ledger", ViewerLedger())
+    return found
+
+
 # --- broadcasting the count, at most once per second per session ------------------------------
 
 
@@ -400,7 +519,8 @@ def announce(app: Flask, session_id: int) -> None:
     """Send the room its viewer count now, or once at the end of the current interval."""
     pacer = _pacer(app)
     with pacer.lock:
-        wait = pacer.last_sent.get(session_id, 0.0) + BROADCAST_INTERVAL - time.monotonic()
+        interval = float(app.config["VIEWER_COUNT_INTERVAL"])
+        wait = pacer.last_sent.get(session_id, 0.0) + interval - time.monotonic()
         if wait > 0:
             if session_id in pacer.pending:
                 return
@@ -447,9 +567,11 @@ def ensure_sampler(app: Flask) -> None:
 
 
 def _sample_forever(app: Flask) -> None:
+    from shop.budgets import BACKGROUND, budget
+
     while True:
         socketio.sleep(60 - time.time() % 60 + 1)
-        with app.app_context():
+        with app.app_context(), budget(BACKGROUND):
             try:
                 live_ids = db.session.scalars(
                     select(LiveSession.id).where(LiveSession.status == SessionStatus.LIVE)

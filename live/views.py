@@ -23,13 +23,14 @@ from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
-from live import history, identity, services, throttle
+from live import history, identity, rooms, services, throttle, viewers
 from live.checkout import saved_address
 from live.models import LiveSession, SessionStatus
 from live.schemas import ProductBriefSchema, SessionSchema, stream_kind
 from shop import photos
 from shop import services as shop_services
 from shop.accounts import page_roles_required, require_user
+from shop.database import release_connection
 from shop.errors import DomainError
 from shop.extensions import db
 from shop.forms import FormInvalid, domain_errors, load, parse_int
@@ -51,17 +52,22 @@ SAMPLE_STREAM = "https://test-streams.mux.dev/x36xhzz/x36xhzz.m3u8"
 @bp.route("/live/<int:session_id>")
 def watch(session_id: int):
     """The live page: anyone may watch; buying asks for a login inside the sheet."""
-    live = services.get_session(session_id)
+    room = rooms.rooms().get(session_id)  # from memory while fresh, as for a joining viewer
     data = {
-        "session": SessionSchema().dump(live),
+        "session": room.page(viewers.count(session_id)),
         "logged_in": current_user.is_authenticated,
         "user_name": current_user.name if current_user.is_authenticated else None,
         "address": saved_address(current_user),
         "provider": current_app.config["PAYMENT_PROVIDER"],
         "currency": current_app.config["CURRENCY"],
     }
-    featured = services.featured_products(live) if live.status == SessionStatus.ENDED else []
-    page = render_template("live/watch.html", live=live, data=data, featured=featured)
+    featured = []
+    if room.status == SessionStatus.ENDED:
+        featured = services.featured_products(services.get_session(session_id))
+        for product in featured:
+            product.variants  # noqa: B018 - loaded now: the template shows their lowest price
+    release_connection()  # everything shown is loaded; the render needs no connection
+    page = render_template("live/watch.html", live=room, data=data, featured=featured)
     return identity.give_cookie(make_response(page))  # the browser's viewer id, for counts
 
 
@@ -269,6 +275,7 @@ def seed_demo_session(*_args: Any, **_kwargs: Any) -> Iterator[str]:
 
 def init_app(app: Flask) -> None:
     throttle.check_settings(app)
+    rooms.init_app(app)
     app.extensions.setdefault("farmlive.storefront_sections", []).append(storefront_section)
     app.extensions.setdefault("farmlive.seeders", []).append(seed_demo_session)
     app.extensions.setdefault("farmlive.coop_sections", []).append(coop_dashboard_section)

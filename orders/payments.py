@@ -24,7 +24,7 @@ from orders.models import Order, OrderStatus
 from shop import signals
 from shop.extensions import db
 from shop.i18n import N_
-from shop.redis_link import Breaker, client_options
+from shop.redis_link import Breaker, bounded_pool
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,7 @@ class Pacer:
         if redis_url:
             import redis
 
-            client = redis.Redis.from_url(redis_url, **client_options(timeout))
+            client = redis.Redis(connection_pool=bounded_pool(redis_url, timeout, 20))
             self._script = client.register_script(self._SCRIPT)
 
     def reserve(self) -> float:

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from flask import Flask
 
+from shop.budgets import BACKGROUND, budget
 from shop.extensions import db, socketio
 from shop.health import expect_loop, loop_passed
 
@@ -35,7 +36,7 @@ def _one_pass(app: Flask, work: Callable[[], int], what: str) -> int:
     A pass that succeeded is reported to /healthz (`loop_passed`).
     """
     try:
-        with app.app_context():
+        with app.app_context(), budget(BACKGROUND):
             try:
                 count = work()
             except Exception:
@@ -98,7 +99,7 @@ def _cancel_intent(app: Flask, order_id: int) -> None:
     from orders.payments import cancel_intent
 
     try:
-        with app.app_context():
+        with app.app_context(), budget(BACKGROUND):
             try:
                 cancel_intent(order_id)
             except Exception:

@@ -9,7 +9,10 @@ from flask_login import current_user
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
-from shop import database  # noqa: F401 - SQLite pragmas and BEGIN modes
+from shop import (
+    budgets,
+    database,  # noqa: F401 - SQLite pragmas and BEGIN modes
+)
 from shop import extensions as ext
 from shop.i18n import N_
 from shop.security import init_app as install_security
@@ -110,6 +113,7 @@ def _postgresql_connect_args(config: dict) -> dict:
 
 def register_extensions(app: Flask) -> None:
     ext.db.init_app(app)
+    budgets.init_app(app)  # the socket events' and background work's own pools
     ext.migrate.init_app(app, ext.db, directory=str(_root() / "migrations"), render_as_batch=True)
     ext.login_manager.init_app(app)
     app.before_request(_refuse_malformed_bodies)  # before the CSRF check reads the form

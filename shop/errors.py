@@ -177,6 +177,8 @@ class LastResort:
 
         try:
             return self.wsgi_app(environ, recorded_start_response)
+        except StopIteration:  # a WebSocket's end, signalled to the server: not a failure
+            raise
         except Exception:
             path = environ.get("PATH_INFO", "")
             log.exception("escaped Flask on %s %s", environ.get("REQUEST_METHOD"), path)

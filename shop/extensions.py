@@ -16,6 +16,8 @@ from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
+from shop.budgets import BudgetedSession
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -60,7 +62,15 @@ class FarmliveLimiter(Limiter):
 
     def init_app(self, app: Flask) -> None:
         uri = app.config.get("RATELIMIT_STORAGE_URI") or ""
-        if uri.startswith(("redis", "valkey")):
+        if uri.startswith(("redis://", "rediss://")):
+            from shop.redis_link import bounded_pool
+
+            timeout, size = app.config["REDIS_TIMEOUT_SECONDS"], app.config["REDIS_MAX_CONNECTIONS"]
+            app.config["RATELIMIT_STORAGE_OPTIONS"] = {
+                "connection_pool": bounded_pool(uri, timeout, size),
+                **(app.config.get("RATELIMIT_STORAGE_OPTIONS") or {}),
+            }
+        elif uri.startswith("valkey"):
             timeout = app.config["REDIS_TIMEOUT_SECONDS"]
             app.config["RATELIMIT_STORAGE_OPTIONS"] = {
                 "socket_timeout": timeout,
@@ -70,7 +80,7 @@ class FarmliveLimiter(Limiter):
         super().init_app(app)
 
 
-db = SQLAlchemy(model_class=Base)
+db = SQLAlchemy(model_class=Base, session_options={"class_": BudgetedSession})
 migrate = Migrate()
 login_manager = LoginManager()
 socketio = SocketIO()

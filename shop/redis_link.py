@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Flask
@@ -50,6 +50,21 @@ def client_options(timeout: float) -> dict[str, Any]:
         "socket_keepalive": True,
         "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
     }
+
+
+def bounded_pool(url: str, timeout: float, size: int):
+    """A connection pool of at most `size` connections with `client_options(timeout)`; a call
+    that finds none free waits for one up to `timeout`.
+
+    redis-py's own pool raises at once past 100 connections ("Too many connections"), and under
+    gevent a storm of joins makes hundreds of calls at the same moment: each part that uses
+    Redis would then fail over to its local fallback for no reason but its own crowd.
+    """
+    import redis
+
+    return redis.BlockingConnectionPool.from_url(
+        url, max_connections=size, timeout=timeout, **client_options(timeout)
+    )
 
 
 class Breaker:
@@ -98,17 +113,39 @@ class CheckedRedisManager(RedisManager):
     """
 
     def __init__(
-        self, url: str, *, channel: str, timeout: float, interval: float, app: Flask | None = None
+        self,
+        url: str,
+        *,
+        channel: str,
+        timeout: float,
+        interval: float,
+        size: int = 50,
+        app: Flask | None = None,
     ) -> None:
         options = {**client_options(timeout), "health_check_interval": interval}
         super().__init__(url, channel=channel, redis_options=options)
         self.timeout = timeout
+        self.size = size
         self.interval = interval
         # /healthz: nothing heard for two pings and a timeout (the ping itself re-connecting)
         self.stale_after = 2 * interval + timeout
         self._app = app
         self._publishing = Breaker("Socket.IO news to other processes", interval)
         self._deaf = False  # the listener lost Redis and has not heard from it since
+        # Called with (event, data, namespace) for each emit another process sends, before its
+        # delivery here: what a process keeps of the news (live.rooms) stays current.
+        self.news_listeners: list[Callable[[str, Any, str | None], None]] = []
+
+    def _handle_emit(self, message: dict) -> None:
+        data = message.get("data")
+        if isinstance(data, list) and len(data) == 1:
+            data = data[0]  # one argument travels as a list of one, as python-socketio sends it
+        for listener in list(self.news_listeners):
+            try:
+                listener(message.get("event"), data, message.get("namespace"))
+            except Exception:  # noqa: BLE001 - a listener never stops the news
+                log.exception("a news listener failed on %r", message.get("event"))
+        super()._handle_emit(message)
 
     def initialize(self) -> None:
         """Starts the listener (python-socketio does this at the first connection)."""
@@ -119,10 +156,12 @@ class CheckedRedisManager(RedisManager):
         super().initialize()
 
     def _client(self, *, listening: bool = False):
-        options = dict(self.redis_options)
+        redis = self._get_redis_module()
         if listening:  # the listener pings by itself and must see whether the answer comes
+            options = dict(self.redis_options)
             options.pop("health_check_interval", None)
-        return self._get_redis_module().Redis.from_url(self.redis_url, **options)
+            return redis.Redis.from_url(self.redis_url, **options)
+        return redis.Redis(connection_pool=bounded_pool(self.redis_url, self.timeout, self.size))
 
     def _publish(self, data: Any) -> None:
         if self._deaf or not self._publishing.allows():
@@ -229,6 +268,7 @@ def socketio_queue(app: Flask) -> dict[str, Any]:
         channel=channel,
         timeout=app.config["REDIS_TIMEOUT_SECONDS"],
         interval=app.config["REDIS_CHECK_SECONDS"],
+        size=app.config["REDIS_MAX_CONNECTIONS"],
         app=app,
     )
     return {"client_manager": manager}

@@ -4,7 +4,8 @@ A handler wrapped in `socket_event` gets exactly one JSON object, already loaded
 (and so checked for NUL and text UTF-8 cannot encode, by `BaseSchema`); anything else, and any
 domain failure, is acknowledged with `{ok: false, error: {code, message, fields}}` in API.md's
 error shape instead of raising. The database session is given back after every event, since
-socket handlers get no Flask-SQLAlchemy teardown.
+socket handlers get no Flask-SQLAlchemy teardown, and it draws on the socket events' own
+connections (shop.budgets).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError
 
+from shop.budgets import SOCKETS, budget
 from shop.errors import DomainError, Invalid, Malformed, discard_session
 from shop.extensions import db
 from shop.i18n import N_
@@ -61,13 +63,14 @@ def socket_event(
     def decorate(func: Handler) -> Handler:
         @wraps(func)
         def wrapper(*args: Any) -> Any:
-            try:
-                return func(load_payload(args, schema)) if payload else func(*args)
-            except DomainError as err:
-                _rollback()
-                return error_ack(err)
-            finally:
-                discard_session()
+            with budget(SOCKETS):  # never the connections checkout and background work need
+                try:
+                    return func(load_payload(args, schema)) if payload else func(*args)
+                except DomainError as err:
+                    _rollback()
+                    return error_ack(err)
+                finally:
+                    discard_session()
 
         return wrapper
 

@@ -216,17 +216,32 @@
   });
 
   // --- socket -----------------------------------------------------------------------------------
-  var socket = window.io ? window.io("/live", { transports: ["websocket", "polling"] }) : null;
+  var socket = window.io ? window.io("/live", {
+    transports: ["websocket", "polling"],
+    reconnectionDelay: 1000, reconnectionDelayMax: 10000, randomizationFactor: 0.5,
+  }) : null;
   if (socket) {
-    socket.on("connect", function () {
-      socket.emit("join", { session_id: sessionId, console: true }, function (ack) {
-        if (!ack || !ack.ok) return;
+    // A join refused or unanswered is tried again while connected (back-off with full jitter,
+    // as on the live page), so the console never sits connected but deaf.
+    var joinTries = 0, joinTimer = null;
+    var join = function () {
+      clearTimeout(joinTimer); joinTimer = null;
+      if (!socket.connected) return;
+      socket.timeout(8000).emit("join", { session_id: sessionId, console: true }, function (err, ack) {
+        if (err || !ack || !ack.ok) {
+          $("console").dataset.joined = "false";
+          if (socket.connected) joinTimer = setTimeout(join, Math.random() * Math.min(10000, 500 * Math.pow(2, joinTries++)));
+          return;
+        }
+        joinTries = 0;
         $("console").dataset.joined = "true";
         state.pin = ack.state.pinned; $("viewers-now").textContent = ack.state.viewers; setPeak(ack.state.viewers);
         if (ack.state.status !== state.status) setStatus(ack.state.status); else renderPin();
+        loadSales(); loadMessages();
       });
-      loadSales(); loadMessages();
-    });
+    };
+    socket.on("connect", join);
+    socket.on("disconnect", function () { clearTimeout(joinTimer); joinTimer = null; $("console").dataset.joined = "false"; });
     socket.on("connect_error", function () { // refused (too many sockets from this address)
       if (!socket.active) setTimeout(function () { socket.connect(); }, 5000);
     });

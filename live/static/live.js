@@ -245,31 +245,74 @@
   }
 
   // --- socket ---------------------------------------------------------------------------------
-  var socket = window.io ? window.io("/live", { transports: ["websocket", "polling"] }) : null;
+  // A whole audience drops at once (a process restart, a network blip): Socket.IO's own
+  // reconnection spreads them out (delays doubling from ~1 s up to ~10 s, each ±50 %), so they
+  // do not all come back in the same second.
+  var socket = window.io ? window.io("/live", {
+    transports: ["websocket", "polling"],
+    reconnectionDelay: 1000, reconnectionDelayMax: 10000, randomizationFactor: 0.5,
+  }) : null;
   if (socket) {
     // Who counts as a viewer is the server's to say (the login, or this browser's signed
-    // cookie). Too many joins or sockets from one address: try again a little later.
-    var later = function (retry) { setTimeout(retry, 5000 + Math.random() * 10000); };
+    // cookie). A join that is refused (any code: unavailable, too_many_requests, …) or not
+    // answered within JOIN_TIMEOUT is tried again while connected, after an exponential back-off
+    // with full jitter, so a connected page is never left deaf. One join at a time: `epoch`
+    // changes with every disconnect, so an answer meant for a dropped connection is ignored.
+    var JOIN_TIMEOUT = 8000, BACKOFF_FIRST = 500, BACKOFF_MOST = 10000;
+    var joining = { epoch: 0, inFlight: false, timer: null, failures: 0, ever: false };
+    var showConnState = function (show) {
+      var el = $("conn-state");
+      el.textContent = joining.ever ? text.reconnecting : text.connecting;
+      el.hidden = !show;
+    };
+    var setJoined = function (yes) {
+      $("live").dataset.joined = yes ? "true" : "false";
+      showConnState(!yes);
+    };
+    var resync = function (s) { // the truth after a (re)join: status, pin with its stock, viewers
+      var had = state.pin;
+      if (!s.pinned || !had || had.id !== s.pinned.id) intentKey = null;
+      state.pin = s.pinned;
+      $("viewer-count").textContent = s.viewers;
+      if (s.status !== state.status) setStatus(s.status); else renderPin();
+      if (had && !s.pinned && !$("sheet").hidden && !$("buy-form").hidden) { closeSheet(); toast(text.unpinned); }
+      loadMessages();
+    };
+    var retryJoin = function () {
+      if (joining.timer || joining.inFlight || !socket.connected) return;
+      var delay = Math.random() * Math.min(BACKOFF_MOST, BACKOFF_FIRST * Math.pow(2, joining.failures));
+      joining.failures += 1;
+      joining.timer = setTimeout(function () { joining.timer = null; join(); }, delay);
+    };
     var join = function () {
-      socket.emit("join", { session_id: sessionId }, function (ack) {
-        if (ack && ack.error && ack.error.code === "too_many_requests" && socket.connected) { later(join); return; }
-        if (!ack || !ack.ok) return;
-        $("live").dataset.joined = "true";
-        state.pin = ack.state.pinned;
-        $("viewer-count").textContent = ack.state.viewers;
-        if (ack.state.status !== state.status) setStatus(ack.state.status); else renderPin();
+      if (joining.inFlight || !socket.connected) return;
+      clearTimeout(joining.timer); joining.timer = null;
+      var epoch = joining.epoch;
+      joining.inFlight = true;
+      socket.timeout(JOIN_TIMEOUT).emit("join", { session_id: sessionId }, function (err, ack) {
+        if (epoch !== joining.epoch) return; // meant for a connection that has since dropped
+        joining.inFlight = false;
+        if (err || !ack || !ack.ok) { setJoined(false); retryJoin(); return; }
+        joining.failures = 0;
+        joining.ever = true;
+        setJoined(true);
+        resync(ack.state);
       });
     };
-    socket.on("connect", function () {
-      $("conn-state").hidden = true;
-      join();
-      loadMessages();
-    });
+    var dropped = function () {
+      joining.epoch += 1;
+      joining.inFlight = false;
+      clearTimeout(joining.timer); joining.timer = null;
+      setJoined(false);
+    };
+    socket.on("connect", join);
     socket.on("connect_error", function () {
-      $("conn-state").hidden = false;
-      if (!socket.active) later(function () { socket.connect(); }); // refused by the server
+      showConnState(true);
+      // refused by the server (too many sockets from this address): try again a little later
+      if (!socket.active) setTimeout(function () { socket.connect(); }, 5000 + Math.random() * 10000);
     });
-    socket.on("disconnect", function () { $("conn-state").hidden = false; $("live").dataset.joined = "false"; });
+    socket.on("disconnect", dropped);
+    setTimeout(function () { if ($("live").dataset.joined !== "true") showConnState(true); }, 2000);
     socket.on("pinned", function (m) { if (m.session_id !== sessionId) return; state.pin = m.pin; intentKey = null; renderPin(); });
     socket.on("unpinned", function (m) {
       if (m.session_id !== sessionId) return;

@@ -73,3 +73,43 @@ def test_buyers_on_both_processes_sell_exactly_the_stock(two_servers, live_stage
     for server in two_servers:
         product = HttpUser(server.url).get(f"/products/{live_stage['product']['id']}").json()
         assert product["variants"][0]["stock"] == 0
+
+
+def test_a_process_s_rooms_learn_the_other_process_s_news_without_reading_again(
+    gunicorn, redis_url, live_stage
+):
+    """Each process tells joining viewers the pin from memory (live.rooms): a pin and its stock
+    made through the other process must reach that memory through Redis, not by waiting for the
+    room to be read again (ROOM_CACHE_SECONDS is an hour here)."""
+    env = {
+        "REDIS_URL": scale_redis(redis_url),
+        "SOCKETIO_CHANNEL": f"scale-{uuid.uuid4().hex}",
+        "ROOM_CACHE_SECONDS": "3600",
+        "STOCK_BROADCAST_INTERVAL": "0.1",
+    }
+    first, second = gunicorn(**env), gunicorn(**env)
+    session_id, product = live_stage["session_id"], live_stage["product"]
+    early = Viewer(second.url, session_id)
+    try:
+        assert early.join()["state"]["pinned"] is None  # the second process has read the room
+
+        host = HttpUser(first.url).login(live_stage["host"].email, live_stage["host"].password)
+        assert host.post(f"/live-sessions/{session_id}/pins", {"product_id": product["id"]})
+        assert early.wait_for_pin(product["id"]) is not None
+        buyer = live_stage["buyers"][0]
+        tap = HttpUser(first.url).login(buyer.email, buyer.password)
+        assert tap.checkout(session_id, product["variant_ids"][0]).status_code == 201
+
+        def told() -> dict | None:
+            late = Viewer(second.url, session_id)
+            try:
+                pin = late.join()["state"]["pinned"]
+            finally:
+                late.close()
+            return pin if pin and pin["variants"][0]["stock"] == 4 else None
+
+        pin = next((p for p in (told() for _ in range(20)) if p), None)
+        assert pin is not None, "the second process kept telling joiners the old room"
+        assert pin["product"]["id"] == product["id"]
+    finally:
+        early.close()
