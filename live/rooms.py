@@ -82,7 +82,7 @@ class Rooms:
         started = time.monotonic()
         try:
             live = services.get_session(session_id)  # SessionNotFound when there is none
-            session = SessionSchema().dump(live)
+            session = SessionSchema(exclude=("viewers",)).dump(live)  # counted when shown
             room = Room(
                 session_id,
                 live.status,
@@ -102,9 +102,11 @@ class Rooms:
         return room
 
     def apply(self, event: str, data: Any) -> None:
-        """Bring a room up to date with news sent to its viewers (any event; most are not
-        about the room)."""
-        if not isinstance(data, dict) or not isinstance(data.get("session_id"), int):
+        """Bring a room up to date with news sent to its viewers (any event; only pins, status
+        and stock are about the room)."""
+        if event not in ROOM_NEWS or not isinstance(data, dict):
+            return
+        if not isinstance(data.get("session_id"), int):
             return
         session_id = data["session_id"]
         with self._lock:
@@ -115,6 +117,10 @@ class Rooms:
             changed = _changed(room, event, data)
             if changed is not None:
                 self._rooms[session_id] = changed
+
+
+#: The events that change what a room holds; other news (counts, chat, sales) leaves it alone.
+ROOM_NEWS = frozenset({"pinned", "unpinned", "status", "stock"})
 
 
 def _changed(room: Room, event: str, data: dict) -> Room | None:

@@ -238,6 +238,7 @@ class Pacer:
         *,
         timeout: float = 1.0,
         retry_after: float = 5.0,
+        size: int = 50,
     ):
         self.step = 1.0 / rate if rate > 0 else 0.0
         self.key = key
@@ -248,7 +249,7 @@ class Pacer:
         if redis_url:
             import redis
 
-            client = redis.Redis(connection_pool=bounded_pool(redis_url, timeout, 20))
+            client = redis.Redis(connection_pool=bounded_pool(redis_url, timeout, size))
             self._script = client.register_script(self._SCRIPT)
 
     def reserve(self) -> float:
@@ -291,6 +292,7 @@ def _pacer() -> Pacer:
                 key[1],
                 timeout=config["REDIS_TIMEOUT_SECONDS"],
                 retry_after=config["REDIS_CHECK_SECONDS"],
+                size=config["REDIS_MAX_CONNECTIONS"],
             )
         return _pacers[key]
 

@@ -333,14 +333,13 @@ def _unavailable(err: BaseException):
 
 # --- the request's transaction: ended before the answer leaves --------------------------------
 
-_COMMITTED = "farmlive.committed"
-
 
 @event.listens_for(Session, "after_commit")
 def _note_commit(session: Session) -> None:
-    session.info[_COMMITTED] = True
+    """Remember on the request (not the session, which an error answer discards) that its
+    change was committed."""
     if has_request_context():
-        g.farmlive_committed = True  # outlives the session, which an error answer discards
+        g.farmlive_committed = True
 
 
 #: A request that failed after its change was committed must not read as "nothing happened".
@@ -374,7 +373,7 @@ def _end_request_transaction(response: Response) -> Response:
     its answer, since that change happened. Before this, the failure surfaced in
     Flask-SQLAlchemy's teardown and the server sent its own HTML "Internal Server Error".
     """
-    committed = db.session.registry.has() and db.session().info.get(_COMMITTED, False)
+    committed = g.get("farmlive_committed", False)
     failure = end_transaction()
     if failure is None:
         return response
