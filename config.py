@@ -174,9 +174,10 @@ class Config:
     # turns both off, as it does the login limit.
     SOCKET_CONNECTIONS_PER_ADDRESS = int(os.environ.get("SOCKET_CONNECTIONS_PER_ADDRESS", "200"))
     JOIN_RATE_LIMIT = os.environ.get("JOIN_RATE_LIMIT", "120 per minute")
-    # A joining viewer is told the session's status and pin from this process's memory, kept
-    # current by the news (live/rooms.py); it is read from the database again after this many
-    # seconds at the latest (news lost while Redis was away heals by then).
+    # A joining viewer is told the session's status and pin (and a page loads the chat history)
+    # from this process's memory, kept current by the news (live/rooms.py); after this many
+    # seconds it is read again in the background (news lost while Redis was away heals by
+    # then). 0: read on every join.
     ROOM_CACHE_SECONDS = _env_float("ROOM_CACHE_SECONDS", 10.0)
     # Viewer visits and counts noted by joins are written together this often, in the
     # background (live/viewers.py ViewerLedger). 0 writes each at once.

@@ -136,7 +136,8 @@ def list_messages(query: dict, session_id: int):
     if query.get("order") == "votes":
         services.get_session(session_id)
         return {"items": chat.questions_for_host(session_id, order="votes")}
-    return {"items": chat.list_messages(session_id, kind=query.get("kind"))}
+    body = chat.history_json(session_id, kind=query.get("kind"))
+    return current_app.response_class(body, mimetype="application/json")
 
 
 @bp.route("/<int:session_id>/messages", methods=["POST"])

@@ -9,7 +9,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from live import broadcast, throttle
+from live import broadcast, rooms, throttle
 from live.errors import ChatClosed, MessageNotFound, TooManyMessages
 from live.models import Message, QuestionVote, SessionStatus
 from live.services import check_host, get_session
@@ -76,6 +76,24 @@ def list_messages(session_id: int, *, kind: str | None = None, limit: int = 200)
     query = query.options(joinedload(Message.user))  # the author's name, in the same query
     latest = list(db.session.scalars(query.order_by(Message.id.desc()).limit(limit)))
     return latest[::-1]
+
+
+def history_json(session_id: int, *, kind: str | None = None) -> bytes:
+    """`list_messages` as the API answers it (JSON), from this process's histories, kept
+    current by the chat news (live.rooms.Histories): what every arriving viewer's page loads,
+    read from the database once instead of once per viewer."""
+    from live.schemas import MessageListSchema
+
+    rooms.rooms().get(session_id)  # SessionNotFound, from memory
+
+    def read() -> list[dict]:
+        try:
+            items = list_messages(session_id, kind=kind)
+            return MessageListSchema().dump({"items": items})["items"]
+        finally:
+            db.session.rollback()  # a read: the connection goes back before the answer is sent
+
+    return rooms.histories().get(session_id, kind, read)
 
 
 def get_message(session_id: int, message_id: int) -> Message:

@@ -17,6 +17,7 @@ from typing import Any
 from flask import current_app, request
 from flask_login import current_user
 from flask_socketio import ConnectionRefusedError, join_room, leave_room
+from flask_socketio import rooms as socket_rooms
 
 from live import broadcast, chat, checkout, identity, rooms, throttle, viewers
 from live.errors import SessionNotFound, TooManyRequests
@@ -75,16 +76,26 @@ def on_join(data: dict) -> dict:
     viewer's join costs no database round trip.
     """
     session_id = data["session_id"]
-    room = rooms.rooms().get(session_id)
+    name = broadcast.room(session_id)
+    was_in = name in socket_rooms(namespace=NS)
+    # In the room before its state is read: news sent from now on reaches this socket, and the
+    # state holds all news sent before (a pin between the read and the join was missed).
+    join_room(name)
+    try:
+        room = rooms.rooms().get(session_id)
+    except Exception:  # no such session, or its state cannot be read now: not joined
+        if not was_in:
+            leave_room(name)
+        raise
     if data["console"] and _may_host(room):
         # the host console listens to the room without counting as a viewer, and is never
         # refused because the viewers behind its office's address joined too often
-        join_room(broadcast.room(session_id))
         return {"ok": True, "state": room.state(viewers.count(session_id))}
     if not throttle.allow_join(identity.client_address()):
+        if not was_in:
+            leave_room(name)
         raise TooManyRequests()
     app = current_app._get_current_object()
-    join_room(broadcast.room(session_id))
     who, browser, user_id = _identities.get(request.sid, (None, None, None))
     with _joined_lock:
         joined = _joined.setdefault(request.sid, {})
@@ -168,7 +179,7 @@ def _on_stock_changed(app, variant_ids: list[int] | None = None, **_: Any) -> No
 def _on_order_paid(app, order_id: int | None = None, **_: Any) -> None:
     from live.sales import sale_news
 
-    with app.app_context():
+    with signals.within(app):
         news = sale_news(order_id) if order_id else None
     if news is not None:
         broadcast.emit("sale", news, news["session_id"])

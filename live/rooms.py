@@ -6,23 +6,29 @@ variants and prices: thousands of queries, on the pool checkout needs. Instead e
 keeps one `Room` per session, read from the database once and then kept current by the same
 news that tells the viewers: `broadcast.emit` applies every `pinned`, `unpinned`, `status` and
 `stock` event here before sending it, and with Redis the Socket.IO listener applies the news
-other processes send (shop.redis_link `on_news`). A room is read again after ROOM_CACHE_SECONDS
-at the latest, so news lost while Redis was away, or a change that sends none (a product's
-name), heals by itself; concurrent joins to a stale room wait for one read, never one each.
+other processes send (shop.redis_link `on_news`). A room older than ROOM_CACHE_SECONDS is
+read again in the background while joins go on with it, so news lost while Redis was away, or
+a change that sends none (a product's name), heals by itself; only a process without the room
+reads it on the join, and concurrent joins then wait for one read, never one each.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 
 from live import broadcast
+from shop.extensions import socketio
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -55,11 +61,20 @@ class Rooms:
         self._news: dict[int, int] = {}  # news applied per session, to spot a read overtaken
         self._lock = threading.Lock()
         self._reading: dict[int, threading.Lock] = {}
+        self._renewals = _Renewals()
 
     def get(self, session_id: int) -> Room:
-        """The room, from memory while fresh; raises SessionNotFound."""
-        room = self._fresh(session_id)
-        if room is not None:
+        """The room, from memory; raises SessionNotFound.
+
+        A room older than `max_age` is still given, and one read in the background replaces
+        it: joins never wait for that read (at 1,200 arriving viewers every join of a process
+        waited 1.4 s behind the read that renewed its room). A room is read here only when
+        there is none, or on every call with `max_age` 0.
+        """
+        room = self._rooms.get(session_id)
+        if room is not None and self.max_age > 0:
+            if time.monotonic() - room.read_at >= self.max_age:
+                self._renewals.start(session_id, self._renew, session_id)
             return room
         with self._lock:
             reading = self._reading.setdefault(session_id, threading.Lock())
@@ -97,9 +112,18 @@ class Rooms:
         with self._lock:
             if self._news.get(session_id, 0) == news_before:
                 self._rooms[session_id] = room
-            else:  # news arrived while we read: ours may be older; the next join reads again
-                self._rooms.pop(session_id, None)
+            # else news arrived while we read: ours may be older than the room the news kept
+            # current (if any), which stays, due for renewal; this caller gets ours
         return room
+
+    def _renew(self, session_id: int) -> None:
+        from live.errors import SessionNotFound
+
+        try:
+            self._read(session_id)
+        except SessionNotFound:
+            with self._lock:
+                self._rooms.pop(session_id, None)
 
     def apply(self, event: str, data: Any) -> None:
         """Bring a room up to date with news sent to its viewers (any event; only pins, status
@@ -145,25 +169,202 @@ def _changed(room: Room, event: str, data: dict) -> Room | None:
     return None
 
 
+#: The events that change the chat history a page loads.
+CHAT_NEWS = frozenset({"message", "message_update"})
+
+
+class Histories:
+    """Each session's chat history as the live page loads it (newest last, the API's JSON),
+    read from the database once and then kept current by the chat news, like the rooms.
+
+    Every arriving viewer's page loads the history; while questions arrive several times a
+    second a copy that each message throws away would be read again for nearly every viewer.
+    Instead a `message` adds its line and a `message_update` changes or (hidden) removes one.
+    News that arrives while a read is under way is noted and applied to what the read returns,
+    in order (applying is by id, so news the read already reflects changes nothing). A history
+    is read again after ROOM_CACHE_SECONDS at the latest: news lost while Redis was away, a
+    change that sends none (an author's new name) and a line hidden out of a full window
+    (the window then holds one fewer) heal by then.
+    """
+
+    def __init__(self, max_age: float, limit: int = 200) -> None:
+        self.max_age = max_age
+        self.limit = limit
+        self._kept: dict[tuple[int, str | None], _History] = {}
+        self._seq = 0  # news applied, in order
+        self._readers: dict[int, int] = {}  # reads under way per session
+        self._journal: dict[int, list[tuple[int, str, dict]]] = {}  # their news meanwhile
+        self._lock = threading.Lock()
+        self._reading: dict[tuple[int, str | None], threading.Lock] = {}
+        self._renewals = _Renewals()
+
+    def get(self, session_id: int, kind: str | None, read: Callable[[], list[dict]]) -> bytes:
+        """The history's JSON; `read` gives the latest `limit` visible messages when needed.
+        One older than `max_age` is still given while one read in the background renews it."""
+        key = (session_id, kind)
+        history = self._kept.get(key) if self.max_age > 0 else None
+        if history is not None:
+            if time.monotonic() - history.read_at >= self.max_age:
+                self._renewals.start(key, self._load, key, read)
+            with self._lock:
+                return history.json(self.limit)
+        with self._lock:
+            reading = self._reading.setdefault(key, threading.Lock())
+        with reading:  # one read for a missing history, however many viewers arrive at once
+            history = (self._kept.get(key) if self.max_age > 0 else None) or self._load(key, read)
+            with self._lock:
+                return history.json(self.limit)
+
+    def _load(self, key: tuple[int, str | None], read: Callable[[], list[dict]]) -> _History:
+        session_id, kind = key
+        with self._lock:
+            since = self._seq
+            self._readers[session_id] = self._readers.get(session_id, 0) + 1
+            self._journal.setdefault(session_id, [])
+        try:
+            history = _History(kind, time.monotonic(), read())
+        finally:
+            with self._lock:
+                journal = self._journal[session_id]
+                self._readers[session_id] -= 1
+                if not self._readers[session_id]:
+                    del self._readers[session_id], self._journal[session_id]
+        with self._lock:
+            for seq, event, data in journal:
+                if seq > since:
+                    history.apply(event, data, self.limit)
+            self._kept[key] = history
+        return history
+
+    def apply(self, event: str, data: Any) -> None:
+        if event not in CHAT_NEWS or not isinstance(data, dict):
+            return
+        session_id = data.get("session_id")
+        if not isinstance(session_id, int) or not isinstance(data.get("id"), int):
+            return
+        with self._lock:
+            self._seq += 1
+            if session_id in self._journal:
+                self._journal[session_id].append((self._seq, event, data))
+            for (kept_session, _), history in self._kept.items():
+                if kept_session == session_id:
+                    history.apply(event, data, self.limit)
+
+
+class _History:
+    """One kept history: its lines by id, and their JSON once asked for."""
+
+    def __init__(self, kind: str | None, read_at: float, items: list[dict]) -> None:
+        self.kind = kind
+        self.read_at = read_at
+        self.lines = {item["id"]: item for item in items}
+        self._json: bytes | None = None
+
+    def apply(self, event: str, data: dict, limit: int) -> None:
+        line = self.lines.get(data["id"])
+        if event == "message":
+            if line is None and (self.kind is None or data.get("kind") == self.kind):
+                self.lines[data["id"]] = {key: data.get(key) for key in LINE_KEYS}
+                for old in sorted(self.lines)[:-limit]:
+                    del self.lines[old]
+        elif line is not None:
+            if data.get("hidden"):
+                del self.lines[data["id"]]
+            else:
+                self.lines[data["id"]] = {
+                    **line,
+                    **{key: data[key] for key in ("answered", "votes") if key in data},
+                }
+        else:
+            return
+        self._json = None
+
+    def json(self, limit: int) -> bytes:
+        if self._json is None:
+            items = [self.lines[line_id] for line_id in sorted(self.lines)[-limit:]]
+            self._json = current_app.json.dumps({"items": items}).encode()
+        return self._json
+
+
+#: A chat line as the history answers it (API.md `message`, MessageSchema).
+LINE_KEYS = ("id", "session_id", "user_name", "body", "kind", "created_at", "answered", "votes")
+
+
+class _Renewals:
+    """Renews kept things in the background, at most one renewal per key at a time, on the
+    background connections (shop.budgets); a failed renewal is logged and tried again at the
+    next use, while what is kept goes on serving."""
+
+    def __init__(self) -> None:
+        self._running: set[Any] = set()
+        self._lock = threading.Lock()
+
+    def start(self, key: Any, renew: Callable[..., Any], *args: Any) -> None:
+        with self._lock:
+            if key in self._running:
+                return
+            self._running.add(key)
+        app = current_app._get_current_object()
+        # What is read holds URLs (a cover's, a photo's): built as for the request that asked
+        root = request.url_root if has_request_context() else None
+        try:
+            socketio.start_background_task(self._run, app, root, key, renew, *args)
+        except Exception:
+            self._done(key)
+            raise
+
+    def _run(
+        self, app: Flask, root: str | None, key: Any, renew: Callable[..., Any], *args: Any
+    ) -> None:
+        from shop.budgets import BACKGROUND, budget
+        from shop.extensions import db
+
+        try:
+            with app.test_request_context(base_url=root), budget(BACKGROUND):
+                try:
+                    renew(*args)
+                finally:
+                    db.session.remove()
+        except Exception as err:  # noqa: BLE001 - what is kept serves until a read succeeds
+            log.warning("could not renew %r in the background: %s", key, err)
+        finally:
+            self._done(key)
+
+    def _done(self, key: Any) -> None:
+        with self._lock:
+            self._running.discard(key)
+
+
 def rooms(app: Flask | None = None) -> Rooms:
     """This app's rooms (one per process and app)."""
     app = app or current_app._get_current_object()
     return app.extensions[_ROOMS]
 
 
+def histories(app: Flask | None = None) -> Histories:
+    """This app's chat histories (one per process and app)."""
+    app = app or current_app._get_current_object()
+    return app.extensions[_HISTORIES]
+
+
 _ROOMS = "farmlive.live_rooms"
+_HISTORIES = "farmlive.live_histories"
 
 
 def init_app(app: Flask) -> None:
-    """Give the app its rooms and let them hear the news (held weakly: a discarded app's rooms
-    stop listening instead of living on)."""
-    own = app.extensions[_ROOMS] = Rooms(float(app.config["ROOM_CACHE_SECONDS"]))
-    ref = weakref.ref(own)
+    """Give the app its rooms and chat histories and let them hear the news (held weakly: a
+    discarded app's stop listening instead of living on)."""
+    max_age = float(app.config["ROOM_CACHE_SECONDS"])
+    for key, own in ((_ROOMS, Rooms(max_age)), (_HISTORIES, Histories(max_age))):
+        app.extensions[key] = own
+        broadcast.on_news(_listener(weakref.ref(own)))
+    broadcast.listen_to_other_processes()
 
+
+def _listener(ref: weakref.ref) -> Callable[[str, Any], None]:
     def listener(event: str, data: Any) -> None:
         found = ref()
         if found is not None:
             found.apply(event, data)
 
-    broadcast.on_news(listener)
-    broadcast.listen_to_other_processes()
+    return listener

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from live import broadcast
 from live.errors import InvalidPin, InvalidSessionTransition, NotHost, NotLive, SessionNotFound
 from live.models import LineupItem, LiveSession, Pin, PinPrice, SessionStatus
-from shop.database import begin_write
+from shop.database import begin_write, commit_keeping_loaded
 from shop.errors import Invalid
 from shop.extensions import db
 from shop.i18n import N_
@@ -275,7 +275,9 @@ def pin_product(
     db.session.add(pin)
     if not any(item.product_id == product.id for item in live.lineup):
         live.lineup.append(LineupItem(product_id=product.id, position=len(live.lineup)))
-    db.session.commit()
+    # The pin's news and the answer are built from what this transaction loaded: read back
+    # after the commit they took four more round trips while the flash crowd paid.
+    commit_keeping_loaded()
     broadcast.emit("pinned", {"session_id": live.id, "pin": pin_data(pin)}, live.id)
     return pin
 

@@ -38,7 +38,7 @@ from orders.models import (
     ShipmentStatus,
 )
 from shop import signals
-from shop.database import begin_write, commit_with
+from shop.database import begin_write, commit_keeping_loaded, commit_with
 from shop.errors import Invalid
 from shop.extensions import db
 from shop.i18n import N_
@@ -555,10 +555,11 @@ def apply_payment(
         order.shipments.append(Shipment(cooperative_id=cooperative_id, created_at=now))
     record(order, "paid", actor_id=actor_id, at=now, data=data)
     db.session.flush()
-    # Ids taken before the commit, so the news below reloads nothing and holds no connection.
     order_id = order.id
     shipments = [(shipment.id, shipment.cooperative_id) for shipment in order.shipments]
-    db.session.commit()
+    # The news below (the sale, the shipments) and the answer are built from what this
+    # transaction loaded and wrote, under the order's lock: nothing is read back.
+    commit_keeping_loaded()
     app = current_app._get_current_object()
     if late:
         signals.stock_changed.send(app, variant_ids=[item.variant_id for item in order.items])

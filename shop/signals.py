@@ -9,9 +9,11 @@ per-buyer limits without importing `live`.
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 from blinker import NamedSignal, Namespace
+from flask import Flask, current_app, has_app_context
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +37,15 @@ class News(NamedSignal):
                 log.exception("a receiver of %r failed after the commit", self.name)
                 _forget_failed_reads()
         return results
+
+
+def within(app: Flask) -> AbstractContextManager:
+    """The app context a receiver reads in: the sender's own when it is `app`'s (its session
+    still holds what the sender loaded, so reading it again costs no round trip), else a new
+    one (news sent from a background task or another app)."""
+    if has_app_context() and current_app._get_current_object() is app:
+        return nullcontext()
+    return app.app_context()
 
 
 def _forget_failed_reads() -> None:

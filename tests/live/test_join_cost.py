@@ -10,6 +10,7 @@ connections on PostgreSQL.
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import event, func, select
@@ -75,6 +76,49 @@ def test_viewers_join_a_warm_room_without_a_single_statement(
     assert statements() == [], "an anonymous visitor's live page read the database"
 
 
+def _csrf_of(page) -> str:
+    import re
+
+    return re.search(r'name="csrf-token" content="([^"]+)"', page.get_data(as_text=True))[1]
+
+
+def test_anonymous_visitors_share_one_rendering_per_room_state(
+    app, live, factory, login_as, monkeypatch
+) -> None:
+    """The live page is rendered once per room state (and language) for every anonymous
+    visitor, with each visitor's own working CSRF token; a pin renders it again; a logged-in
+    buyer's page is their own."""
+    from live import views
+
+    renders = []
+    render = views._render_watch
+    monkeypatch.setattr(
+        views, "_render_watch", lambda room, sid: renders.append(sid) or render(room, sid)
+    )
+    visitors = [app.test_client() for _ in range(3)]
+    pages = [visitor.get(f"/live/{live.session_id}") for visitor in visitors]
+    assert [page.status_code for page in pages] == [200] * 3 and len(renders) == 1
+    tokens = [_csrf_of(page) for page in pages]
+    assert len(set(tokens)) == 3
+    for visitor, token in zip(visitors, tokens, strict=True):  # each token is that visitor's
+        login = visitor.post(
+            "/api/v1/auth/login",
+            json={"email": "nobody@example.com", "password": "wrong-password"},
+            headers={"X-CSRFToken": token},
+        )
+        assert login.status_code == 401  # past the CSRF check: only the password was wrong
+
+    live.pin(live_price=6400)
+    page = visitors[0].get(f"/live/{live.session_id}")
+    assert len(renders) == 2 and '"live_price": 6400' in page.get_data(as_text=True)
+    english = visitors[1].get(f"/live/{live.session_id}", headers={"Accept-Language": "en"})
+    assert english.status_code == 200
+
+    buyer = login_as(factory.user("buyer", name="买家小李"))
+    mine = buyer.client.get(f"/live/{live.session_id}").get_data(as_text=True)
+    assert "买家小李" in mine and "买家小李" not in page.get_data(as_text=True)
+
+
 def test_the_rooms_follow_the_news_pins_stock_and_the_end(
     app, live, socket_client, live_browser, login_as, factory, statements
 ) -> None:
@@ -100,6 +144,137 @@ def test_the_rooms_follow_the_news_pins_stock_and_the_end(
     assert live.host_api.post(f"/live-sessions/{live.session_id}/end").status_code == 200
     assert joined(socket_client(), live.session_id)["status"] == "ended"
     assert events(viewer, "status")[-1]["status"] == "ended"
+
+
+def test_a_room_due_for_renewal_is_renewed_in_the_background_while_joins_go_on(
+    app, live, socket_client, monkeypatch
+) -> None:
+    """Every join of a process waited 1.4 s behind the read that renewed its room at 1,200
+    arriving viewers: now the joins are answered from the kept room while one read renews it."""
+    from live import rooms
+
+    own = rooms.rooms(app)
+    joined(socket_client(), live.session_id)  # the room is read and kept
+    reading, release = threading.Event(), threading.Event()
+    read = own._read
+
+    def slow_read(session_id: int):
+        reading.set()
+        assert release.wait(10)
+        return read(session_id)
+
+    monkeypatch.setattr(own, "_read", slow_read)
+    own.max_age = 0.01
+    time.sleep(0.02)
+    states = [joined(socket_client(), live.session_id) for _ in range(3)]  # while it reads
+    assert reading.wait(5), "the old room was not renewed"
+    assert [state["status"] for state in states] == ["live"] * 3
+
+    release.set()
+    live.pin(live_price=6300)  # news still applies to the renewed room
+    own.max_age = 3600
+    deadline = time.monotonic() + 5
+    while own._renewals._running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert joined(socket_client(), live.session_id)["pinned"]["variants"][0]["live_price"] == 6300
+
+
+def test_a_renewed_room_shows_what_changed_without_news(app, live, socket_client, db) -> None:
+    """A title, a cover or a product photo changes without news: the background renewal reads
+    them (with their URLs) and the next joins and pages show them."""
+    from live import rooms
+    from live.models import LiveSession
+    from shop.models import Product
+
+    own = rooms.rooms(app)
+    live.pin(live_price=6500)
+    joined(socket_client(), live.session_id)
+    session = db.session.get(LiveSession, live.session_id)
+    session.title, session.cover = "新标题", "cover.jpg"
+    db.session.get(Product, live.product["id"]).photo = "leg.jpg"
+    db.session.commit()
+
+    own.max_age = 0.01
+    time.sleep(0.02)
+    joined(socket_client(), live.session_id)  # given the old room; one read renews it
+    own.max_age = 3600
+    deadline = time.monotonic() + 5
+    while own._renewals._running and time.monotonic() < deadline:
+        time.sleep(0.01)
+    room = own.get(live.session_id)
+    assert room.session["title"] == "新标题"
+    assert room.session["cover_url"].endswith("/cover.jpg")
+    assert room.pin["product"]["photo_url"].endswith("/leg.jpg")
+
+
+def test_a_pin_sends_its_news_and_answer_without_reading_them_back(
+    app, live, socket_client
+) -> None:
+    """While the flash crowd pays, every round trip waits for the busy process: the pin's news
+    and its answer are built from what its transaction loaded, not read back after it."""
+    from shop.extensions import db
+
+    viewer = socket_client()
+    joined(viewer, live.session_id)
+    with app.app_context():
+        engine = db.engine
+    trail: list[str] = []
+
+    def statement(_conn, _cursor, text, *_args, **_kw):
+        trail.append(text)
+
+    def committed(_conn):
+        trail.append("COMMIT")
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", committed)
+    try:
+        live.pin(live_price=6600)
+    finally:
+        event.remove(engine, "before_cursor_execute", statement)
+        event.remove(engine, "commit", committed)
+
+    after = trail[len(trail) - trail[::-1].index("COMMIT") :]
+    assert after == [], f"read back after the commit: {after}"
+    pin = events(viewer, "pinned")[-1]["pin"]
+    assert pin["product"]["id"] == live.product["id"]
+    assert [(v["live_price"], v["stock"]) for v in pin["variants"]] == [(6600, 10)]
+
+
+def test_a_pin_sent_while_a_joining_viewer_reads_the_room_reaches_it(
+    app, live, socket_client, monkeypatch
+) -> None:
+    """A viewer whose join read the room just before the host pinned still gets the pin: it
+    is in the room before the state is read (after a restart every join reads it first)."""
+    from live import rooms
+
+    own = rooms.rooms(app)
+    read = own._read
+
+    def read_then_the_host_pins(session_id: int):
+        room = read(session_id)  # the state without the pin
+        live.pin(live_price=6600)
+        return room
+
+    monkeypatch.setattr(own, "_rooms", {})
+    monkeypatch.setattr(own, "_read", read_then_the_host_pins)
+    viewer = socket_client()
+    state = joined(viewer, live.session_id)
+    monkeypatch.undo()
+
+    assert state["pinned"] is None
+    pins = events(viewer, "pinned")
+    assert [pin["pin"]["variants"][0]["live_price"] for pin in pins] == [6600]
+
+
+def test_a_refused_join_leaves_no_socket_in_the_room(socket_client) -> None:
+    viewer = socket_client()
+    ack = viewer.emit("join", {"session_id": 999_999}, namespace="/live", callback=True)
+    assert ack["ok"] is False and ack["error"]["code"] == "live_session_not_found"
+    from live import broadcast
+
+    broadcast.emit("pinned", {"session_id": 999_999, "pin": None}, 999_999)
+    assert events(viewer, "pinned") == []
 
 
 def test_visits_and_counts_are_written_in_batches_and_a_rejoin_is_not_a_new_visit(
@@ -145,6 +320,98 @@ def test_a_browser_that_logs_in_within_one_batch_is_one_visit(app, live, factory
     db.session.rollback()
     rows = db.session.execute(select(ViewerVisit.viewer_key, ViewerVisit.user_id)).all()
     assert [tuple(row) for row in rows] == [(f"u:{user.id}", user.id)]
+
+
+# --- the chat history every arriving page loads ------------------------------------------------
+
+
+def _history(client, session_id: int, kind: str | None = None) -> list[dict]:
+    query = f"?kind={kind}" if kind else ""
+    answer = client.get(f"/api/v1/live-sessions/{session_id}/messages{query}")
+    assert answer.status_code == 200, answer.get_data(as_text=True)
+    return answer.get_json()["items"]
+
+
+def test_the_history_is_read_once_and_then_follows_the_chat(
+    app, live, factory, login_as, statements
+) -> None:
+    """While questions arrive several times a second, every arriving viewer's page still loads
+    the history from memory: a message adds its line, an answer or a hide changes it."""
+    from live import rooms
+
+    app.config["CHAT_RATE_LIMIT_SECONDS"] = 0
+    rooms.histories(app).max_age = 3600  # only the news may change what is kept
+    asker = login_as(factory.user("buyer", name="李"))
+    first = _post_message(asker, live.session_id, "几天到货？", "question")
+    pages = [app.test_client() for _ in range(5)]
+    assert [m["body"] for m in _history(pages[0], live.session_id)] == ["几天到货？"]
+    statements()
+
+    second = _post_message(asker, live.session_id, "包邮吗？", "question")
+    third = _post_message(asker, live.session_id, "骂人的话")
+    path = f"/live-sessions/{live.session_id}/messages"
+    assert live.host_api.patch(f"{path}/{first}", {"answered": True}).status_code == 200
+    assert live.host_api.patch(f"{path}/{third}", {"hidden": True}).status_code == 200
+    statements()
+
+    seen = [_history(page, live.session_id) for page in pages]
+    assert statements() == [], "an arriving page's history read the database"
+    fresh = _read_history(app, live.session_id)
+    assert all(items == fresh for items in seen)  # exactly what a read would give
+    assert [(m["id"], m["body"], m["answered"]) for m in fresh] == [
+        (first, "几天到货？", True),
+        (second, "包邮吗？", False),
+    ]
+    assert fresh[0]["user_name"] == "李" and fresh[0]["kind"] == "question"
+    questions = _history(pages[0], live.session_id, kind="question")
+    assert [m["id"] for m in questions] == [first, second]
+
+
+def test_news_that_arrives_during_a_read_is_not_lost(app) -> None:
+    """A read that began before a message committed does not see it; its news, heard while
+    the read was under way, is applied to what the read returns."""
+    from live.rooms import Histories
+
+    histories = Histories(max_age=3600, limit=3)
+    line = {"session_id": 7, "user_name": "李", "kind": "chat", "answered": False, "votes": 0}
+    first = {**line, "id": 1, "body": "一", "created_at": "2026-12-07T10:00:00+00:00"}
+    second = {**line, "id": 2, "body": "二", "created_at": "2026-12-07T10:00:01+00:00"}
+
+    def read_then_hear_news() -> list[dict]:
+        histories.apply("message", second)  # committed after the read's snapshot
+        histories.apply("message_update", {"session_id": 7, "id": 1, "answered": True})
+        return [first]
+
+    with app.app_context():
+        body = histories.get(7, None, read_then_hear_news)
+        assert [(m["id"], m["answered"]) for m in _items(body)] == [(1, True), (2, False)]
+        for n in range(3, 6):  # the window keeps the newest `limit` lines
+            histories.apply("message", {**second, "id": n})
+        body = histories.get(7, None, lambda: pytest.fail("read again"))
+        assert [m["id"] for m in _items(body)] == [3, 4, 5]
+
+
+def _items(body: bytes) -> list[dict]:
+    import json
+
+    return json.loads(body)["items"]
+
+
+def _post_message(client, session_id: int, body: str, kind: str = "chat") -> int:
+    answer = client.post(f"/live-sessions/{session_id}/messages", {"body": body, "kind": kind})
+    assert answer.status_code == 201, answer.get_json()
+    return answer.get_json()["id"]
+
+
+def _read_history(app, session_id: int) -> list[dict]:
+    from live import chat
+    from live.schemas import MessageListSchema
+
+    with app.app_context():
+        items = MessageListSchema().dump({"items": chat.list_messages(session_id)})["items"]
+    import json
+
+    return json.loads(json.dumps(items))
 
 
 # --- separate connection budgets (PostgreSQL) --------------------------------------------------
