@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from bench import arrival, storm, summary
+from bench import arrival, page_viewer, storm, summary
 from bench.clients import (
     Browser,
     connect_viewers,
@@ -128,6 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         urls = [args.via] if args.via else [s.url for s in servers]
         pg_url = database_url if args.db == "postgres" else None
         _collect_garbage_rarely()
+        page_viewer.wait_for_frames_cheaply()
         results.update(asyncio.run(run_phases(args, data, urls, servers, stub, pg_url)))
     finally:
         stop_all(servers)
