@@ -101,16 +101,12 @@ class StockNews:
     @staticmethod
     def _send(app: Flask, variant_ids: set[int]) -> None:
         from live.services import pinned_variant_sessions
-        from shop.budgets import BACKGROUND, budget
-        from shop.extensions import db
+        from shop.budgets import background
 
         if not variant_ids:
             return
-        with app.app_context(), budget(BACKGROUND):
-            try:
-                rows = pinned_variant_sessions(sorted(variant_ids))
-            finally:
-                db.session.remove()
+        with background(app):
+            rows = pinned_variant_sessions(sorted(variant_ids))
         for session_id, variant_id, stock in rows:
             payload = {"session_id": session_id, "variant_id": variant_id, "stock": stock}
             emit("stock", payload, session_id)

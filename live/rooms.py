@@ -306,7 +306,7 @@ class _Renewals:
             self._running.add(key)
         app = current_app._get_current_object()
         # What is read holds URLs (a cover's, a photo's): built as for the request that asked
-        root = request.url_root if has_request_context() else None
+        root = request.url_root if has_request_context() else "http://localhost/"
         try:
             socketio.start_background_task(self._run, app, root, key, renew, *args)
         except Exception:
@@ -316,15 +316,11 @@ class _Renewals:
     def _run(
         self, app: Flask, root: str | None, key: Any, renew: Callable[..., Any], *args: Any
     ) -> None:
-        from shop.budgets import BACKGROUND, budget
-        from shop.extensions import db
+        from shop.budgets import background
 
         try:
-            with app.test_request_context(base_url=root), budget(BACKGROUND):
-                try:
-                    renew(*args)
-                finally:
-                    db.session.remove()
+            with background(app, url_root=root):
+                renew(*args)
         except Exception as err:  # noqa: BLE001 - what is kept serves until a read succeeds
             log.warning("could not renew %r in the background: %s", key, err)
         finally:

@@ -448,14 +448,14 @@ class ViewerLedger:
     def write(self, app: Flask) -> None:
         """Write what was noted; a failure is logged and its notes are dropped (the per-minute
         sampler records the count again; a lost visit only lowers "unique viewers")."""
-        from shop.budgets import BACKGROUND, budget
+        from shop.budgets import background
 
         with self._lock:
             visits, self._visits = self._visits, {}
             counts, self._counts = self._counts, {}
         if not visits and not counts:
             return
-        with app.app_context(), budget(BACKGROUND):
+        with background(app):
             try:
                 _write_visits(visits)
                 for session_id, viewers in counts.items():
@@ -463,8 +463,6 @@ class ViewerLedger:
             except Exception:  # noqa: BLE001 - the next notes get their own try
                 log.exception("writing %d viewer visits failed", len(visits))
                 db.session.rollback()
-            finally:
-                db.session.remove()
 
 
 def _write_visits(visits: dict[tuple[int, str], tuple[int | None, str | None]]) -> None:
@@ -567,11 +565,11 @@ def ensure_sampler(app: Flask) -> None:
 
 
 def _sample_forever(app: Flask) -> None:
-    from shop.budgets import BACKGROUND, budget
+    from shop.budgets import background
 
     while True:
         socketio.sleep(60 - time.time() % 60 + 1)
-        with app.app_context(), budget(BACKGROUND):
+        with background(app):
             try:
                 live_ids = db.session.scalars(
                     select(LiveSession.id).where(LiveSession.status == SessionStatus.LIVE)
@@ -580,5 +578,3 @@ def _sample_forever(app: Flask) -> None:
                     record_count(session_id, counter(app).count(session_id))
             except Exception:  # noqa: BLE001 - a sampler must outlive a database hiccup
                 app.logger.exception("viewer sampler failed")
-            finally:
-                db.session.remove()

@@ -124,7 +124,13 @@ class AnonymousPages:
 
 
 def _pages() -> AnonymousPages:
-    return current_app.extensions.setdefault("farmlive.live_pages", AnonymousPages())
+    pages = current_app.extensions.get(_PAGES)
+    if pages is None:  # made once, not on every page load
+        pages = current_app.extensions.setdefault(_PAGES, AnonymousPages())
+    return pages
+
+
+_PAGES = "farmlive.live_pages"
 
 
 @bp.route("/host/live")

@@ -43,6 +43,20 @@ def budget(name: str) -> Iterator[None]:
         _current.reset(token)
 
 
+@contextmanager
+def background(app: Flask, *, url_root: str | None = None) -> Iterator[None]:
+    """Background work's context: `app`'s context (a request context at `url_root` when the
+    work builds URLs), drawing on the BACKGROUND pool, its session handed back at the end."""
+    from shop.extensions import db
+
+    context = app.test_request_context(base_url=url_root) if url_root else app.app_context()
+    with context, budget(BACKGROUND):
+        try:
+            yield
+        finally:
+            db.session.remove()
+
+
 class BudgetedSession(FlaskSession):
     """Flask-SQLAlchemy's session, bound to the current budget's engine when it has one."""
 
