@@ -119,12 +119,12 @@ class TcpProxy:
     def _pump(self, pair: tuple[socket.socket, socket.socket]) -> None:
         """Copy bytes both ways until either side closes or the proxy is cut."""
         client, upstream = pair
-        for sock in pair:
-            sock.setblocking(False)
         selector = selectors.DefaultSelector()
-        selector.register(client, selectors.EVENT_READ, upstream)
-        selector.register(upstream, selectors.EVENT_READ, client)
-        try:
+        try:  # a cut may close the pair before this thread starts: then there is nothing to pump
+            for sock in pair:
+                sock.setblocking(False)
+            selector.register(client, selectors.EVENT_READ, upstream)
+            selector.register(upstream, selectors.EVENT_READ, client)
             while not self._stop.is_set():
                 with self._lock:
                     if pair not in self._pairs:
